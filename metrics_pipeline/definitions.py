@@ -1,0 +1,19 @@
+"""The code location: every asset, check, job, schedule and resource of metrics_pipeline."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from metrics_pipeline.defs.automation import JOBS, SCHEDULES
+from metrics_pipeline.defs.checks import ASSET_CHECKS
+from metrics_pipeline.defs.metric_assets import METRIC_ASSETS
+from metrics_pipeline.defs.resources import build_resources
+from metrics_pipeline.defs.sources import SOURCE_ASSETS
+
+defs = dg.Definitions(
+    assets=[*SOURCE_ASSETS, *METRIC_ASSETS.values()],
+    asset_checks=ASSET_CHECKS,
+    jobs=list(JOBS.values()),
+    schedules=SCHEDULES,
+    resources=build_resources(),
+)

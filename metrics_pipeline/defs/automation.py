@@ -1,0 +1,36 @@
+"""Jobs per grain and the nightly schedule."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from metrics_pipeline.defs.metric_assets import METRIC_ASSETS
+from metrics_pipeline.partitions import GRAIN_ADJECTIVE, GRAINS, PARTITIONS
+
+
+def job_name(grain: str) -> str:
+    return f"{GRAIN_ADJECTIVE[grain]}_metrics_job"
+
+
+JOBS = {
+    grain: dg.define_asset_job(
+        job_name(grain),
+        selection=dg.AssetSelection.assets(*(a for (_, g), a in METRIC_ASSETS.items() if g == grain)),
+        partitions_def=PARTITIONS[grain],
+        description=f"Every {GRAIN_ADJECTIVE[grain]} metric asset and its checks, for one or a range of partitions.",
+        tags={"grain": grain},
+    )
+    for grain in GRAINS
+}
+
+nightly_schedule = dg.build_schedule_from_partitioned_job(
+    JOBS["day"],
+    name="nightly_daily_metrics",
+    description="At 01:00 in METRICS_TIMEZONE, materializes yesterday's daily partition of every daily asset.",
+    hour_of_day=1,
+    minute_of_hour=0,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    tags={"trigger": "schedule"},
+)
+
+SCHEDULES = [nightly_schedule]

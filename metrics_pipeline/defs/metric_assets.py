@@ -1,0 +1,109 @@
+"""One partitioned asset per (domain, grain), e.g. `daily_revenue_metrics`, built from the catalogue.
+
+Each asset reads exactly the source tables its metrics need (its deps, so lineage is true), computes
+every partition of the run's window with set-based SQL on the source, and replaces those partitions'
+rows of `metric_values` in one warehouse transaction. Backfills run as a single run per asset.
+"""
+
+import dagster as dg
+
+from metrics_pipeline.metrics.catalog import DOMAINS
+from metrics_pipeline.metrics.engine import compute_domain
+from metrics_pipeline.metrics.periods import Period, periods_between
+from metrics_pipeline.metrics.spec import Domain, MetricRow
+from metrics_pipeline.partitions import GRAIN_ADJECTIVE, PARTITIONS
+from metrics_pipeline.defs.resources import resource_key
+from metrics_pipeline.defs.sources import source_key
+from metrics_pipeline.settings import timezone_name
+from metrics_pipeline.warehouse_schema import metric_values
+
+OWNERS = ["team:analytics-engineering"]
+PREVIEW_ROWS = 12
+
+
+def asset_name(domain: Domain, grain: str) -> str:
+    return f"{GRAIN_ADJECTIVE[grain]}_{domain.name}_metrics"
+
+
+def window_periods(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, grain: str) -> list[Period]:
+    """The periods of the partitions this run covers (one, or a whole backfill range)."""
+    window = context.partition_time_window
+    return periods_between(grain, window.start, window.end, timezone_name())
+
+
+def _description(domain: Domain, grain: str) -> str:
+    lines = [f"{GRAIN_ADJECTIVE[grain].capitalize()} {domain.name} metrics. {domain.description}", ""]
+    for m in domain.metrics_for(grain):
+        dims = f" (by {', '.join(m.dims)})" if m.dims else ""
+        lines.append(f"- `{m.name}`{dims}: {m.description}")
+    lines += ["", f"Rows land in `metric_values` with grain `{grain}` and source `{domain.database}`."]
+    return "\n".join(lines)
+
+
+def _column_schema() -> dg.TableSchema:
+    return dg.TableSchema(columns=[
+        dg.TableColumn(c.name, str(c.type), description=c.comment or "") for c in metric_values.columns
+    ])
+
+
+def _preview(rows: list[MetricRow]) -> str:
+    header = "| metric | period | value |\n|---|---|---|"
+    body = [f"| {r.metric} | {r.period_start} | {'NULL' if r.value is None else f'{r.value:,.4g}'} |"
+            for r in rows[:PREVIEW_ROWS]]
+    return "\n".join([header, *body])
+
+
+def materialization_metadata(rows: list[MetricRow], periods: list[Period]) -> dict:
+    """What an analyst reads at a glance; headline numbers only for a single partition (UI plots)."""
+    totals = sorted((r for r in rows if r.dimension == ""), key=lambda r: (r.period_start, r.metric))
+    meta = {
+        "rows_written": dg.MetadataValue.int(len(rows)),
+        "periods": dg.MetadataValue.int(len(periods)),
+        "first_period": periods[0].key,
+        "last_period": periods[-1].key,
+    }
+    if len(periods) == 1:
+        meta.update({r.metric: dg.MetadataValue.float(r.value) for r in totals if r.value is not None})
+    last = [r for r in totals if r.period_start == periods[-1].key]
+    meta["preview"] = dg.MetadataValue.md(_preview(last))
+    return meta
+
+
+def build_metric_asset(domain: Domain, grain: str) -> dg.AssetsDefinition:
+    name = asset_name(domain, grain)
+    tables = domain.tables_for(grain)
+    metrics = [m.name for m in domain.metrics_for(grain)]
+    db_key = resource_key(domain.database)
+
+    @dg.asset(
+        name=name,
+        description=_description(domain, grain),
+        partitions_def=PARTITIONS[grain],
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[source_key(t) for t in tables],
+        group_name=domain.name,
+        kinds={"sql"},
+        owners=OWNERS,
+        tags={"grain": grain, "domain": domain.name},
+        metadata={"metrics": ", ".join(metrics), "dagster/column_schema": _column_schema(),
+                  "dagster/table_name": "metric_values"},
+        required_resource_keys={db_key, "warehouse"},
+    )
+    def _metric_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        periods = window_periods(context, grain)
+        context.log.info(f"{name}: computing {len(metrics)} metrics for {len(periods)} period(s) "
+                         f"{periods[0].key} .. {periods[-1].key}")
+        with getattr(context.resources, db_key).connect(tables) as conn:
+            rows = compute_domain(conn, domain, grain, periods)
+        written = context.resources.warehouse.replace_metric_rows(
+            rows, grain=grain, metrics=metrics, periods=periods, source=domain.database,
+            asset=name, run_id=context.run_id)
+        context.log.info(f"{name}: replaced {written} rows of metric_values")
+        return dg.MaterializeResult(metadata=materialization_metadata(rows, periods))
+
+    return _metric_asset
+
+
+METRIC_ASSETS: dict[tuple[str, str], dg.AssetsDefinition] = {
+    (d.name, g): build_metric_asset(d, g) for d in DOMAINS for g in d.grains
+}

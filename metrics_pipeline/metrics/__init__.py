@@ -1,0 +1,1 @@
+"""Pure metric logic: periods, query builders, metric definitions. No Dagster imports here."""

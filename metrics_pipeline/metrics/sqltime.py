@@ -1,0 +1,86 @@
+"""Timestamp expressions that mean the same on SQLite and PostgreSQL.
+
+Sources store UTC timestamps: PostgreSQL as `timestamp without time zone`, SQLite as ISO text
+with or without a six-digit fraction ('2026-01-05 00:00:00' and '2026-01-05 00:00:00.000000' are
+the same instant). On SQLite a raw column compared with a bound written *without* a fraction is
+exact for `>=` and `<` (a value with a fraction sorts after its prefix), which keeps index range
+scans. So every comparison against a period bound in this project is written as `>=` or `<`; `<= t`
+is spelled `< t + 1µs` and `> t` as `>= t + 1µs` (see `periods.Period`). Column-against-column
+comparisons and durations go through `ts_norm` and `epoch_micros`, which normalise the text first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+
+MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def bound_text(instant: dt.datetime) -> str:
+    """A naive UTC instant as SQLite text: no fraction when it is zero (see module docstring)."""
+    text = instant.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{text}.{instant.microsecond:06d}" if instant.microsecond else text
+
+
+def timestamp_literal(instant: dt.datetime, dialect: str) -> str:
+    """SQL literal for a naive UTC instant, typed on PostgreSQL (never converted by TimeZone)."""
+    if dialect == "postgresql":
+        return f"TIMESTAMP '{instant.isoformat(sep=' ')}'"
+    return f"'{bound_text(instant)}'"
+
+
+def date_literal(day: dt.date, dialect: str) -> str:
+    return f"DATE '{day.isoformat()}'" if dialect == "postgresql" else f"'{day.isoformat()}'"
+
+
+class epoch_micros(FunctionElement):
+    """Integer microseconds since the Unix epoch of a timestamp column, exact on both engines."""
+
+    type = sa.BigInteger()
+    inherit_cache = True
+
+
+@compiles(epoch_micros)
+def _epoch_micros_pg(element, compiler, **kw):
+    (col,) = list(element.clauses)
+    return f"(EXTRACT(EPOCH FROM {compiler.process(col, **kw)}) * 1000000)"
+
+
+@compiles(epoch_micros, "sqlite")
+def _epoch_micros_sqlite(element, compiler, **kw):
+    (col,) = list(element.clauses)
+    c = compiler.process(col, **kw)
+    # whole seconds from strftime, then the fraction padded to six digits ('' -> 000000, '5' -> 500000)
+    return (
+        f"(CAST(strftime('%s', {c}) AS INTEGER) * 1000000"
+        f" + CAST(substr(substr({c}, 21) || '000000', 1, 6) AS INTEGER))"
+    )
+
+
+class ts_norm(FunctionElement):
+    """A timestamp in a form where column-to-column comparison is exact (SQLite: fixed-width text)."""
+
+    type = sa.DateTime()
+    inherit_cache = True
+
+
+@compiles(ts_norm)
+def _ts_norm_pg(element, compiler, **kw):
+    (col,) = list(element.clauses)
+    return compiler.process(col, **kw)
+
+
+@compiles(ts_norm, "sqlite")
+def _ts_norm_sqlite(element, compiler, **kw):
+    (col,) = list(element.clauses)
+    c = compiler.process(col, **kw)
+    return f"(substr({c}, 1, 19) || '.' || substr(substr({c}, 21) || '000000', 1, 6))"
+
+
+def duration_micros(end: ColumnElement, start: ColumnElement) -> ColumnElement:
+    """Exact microseconds between two timestamp columns."""
+    return epoch_micros(end) - epoch_micros(start)

@@ -1,0 +1,44 @@
+"""One SQLAlchemy engine per URL and process, with engine-specific connection settings."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import sqlalchemy as sa
+
+
+def redacted(url: str) -> str:
+    """The URL as safe to print: password hidden."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparseable URL>"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """Path of a file-backed SQLite URL, None for other engines and in-memory databases."""
+    u = sa.engine.make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(u.database)
+
+
+@functools.lru_cache(maxsize=None)
+def engine_for(url: str, read_only: bool) -> sa.Engine:
+    u = sa.engine.make_url(url)
+    if u.get_backend_name() == "sqlite":
+        engine = sa.create_engine(u, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA busy_timeout = 60000")
+            cur.execute("PRAGMA query_only = ON" if read_only else "PRAGMA journal_mode = WAL")
+            cur.close()
+
+        return engine
+    connect_args = {}
+    if read_only and u.get_backend_name() == "postgresql":
+        connect_args["options"] = "-c default_transaction_read_only=on"
+    return sa.create_engine(u, pool_pre_ping=True, connect_args=connect_args)

@@ -1,0 +1,101 @@
+"""Warehouse: where metric rows are written, one partition replaced per transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict
+
+import dagster as dg
+import sqlalchemy as sa
+
+from metrics_pipeline.metrics.periods import Period
+from metrics_pipeline.metrics.spec import MetricRow
+from metrics_pipeline.resources.engines import engine_for, redacted, sqlite_path
+from metrics_pipeline.warehouse_schema import metadata, metric_values
+
+INSERT_BATCH = 10_000
+
+
+@functools.lru_cache(maxsize=None)
+def _ready_engine(url: str) -> sa.Engine:
+    """The warehouse engine, its tables created or evolved once per process."""
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = engine_for(url, read_only=False)
+    try:
+        ensure_schema(engine)
+    except sa.exc.OperationalError as e:
+        raise RuntimeError(f"cannot reach the warehouse at {redacted(url)}: {e.orig}") from None
+    return engine
+
+
+def ensure_schema(engine: sa.Engine) -> None:
+    """Create missing tables and add missing columns; never drops or rewrites existing data."""
+    with engine.begin() as conn:
+        metadata.create_all(conn, checkfirst=True)
+        inspector = sa.inspect(conn)
+        for table in metadata.sorted_tables:
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in have:
+                    ddl_type = column.type.compile(dialect=conn.dialect)
+                    conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl_type}')
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The analytics database holding `metric_values` (SQLite by default, PostgreSQL in production)."""
+
+    url: str
+
+    @property
+    def engine(self) -> sa.Engine:
+        return _ready_engine(self.url)
+
+    @contextmanager
+    def begin(self, lock: str | None = None) -> Iterator[sa.Connection]:
+        """A transaction; `lock` serialises writers of the same key on PostgreSQL (SQLite has one writer)."""
+        with self.engine.begin() as conn:
+            if lock and conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": lock})
+            yield conn
+
+    def replace_metric_rows(
+        self, rows: Sequence[MetricRow], *, grain: str, metrics: Iterable[str], periods: Sequence[Period],
+        source: str, asset: str, run_id: str,
+    ) -> int:
+        """Replace every row of `metrics` at `grain` in `periods` by `rows`, in one transaction."""
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        records = [asdict(r) | {"source": source, "asset": asset, "computed_at": now, "run_id": run_id}
+                   for r in rows]
+        mv = metric_values.c
+        with self.begin(lock=f"metric_values:{grain}") as conn:
+            conn.execute(metric_values.delete().where(
+                mv.grain == grain, mv.metric.in_(sorted(set(metrics))),
+                mv.period_start >= periods[0].key, mv.period_start < periods[-1].end_key))
+            for i in range(0, len(records), INSERT_BATCH):
+                conn.execute(metric_values.insert(), records[i:i + INSERT_BATCH])
+        return len(records)
+
+    def metric_rows(
+        self, metrics: Iterable[str] | None = None, grain: str | None = None, start: str | None = None,
+        end: str | None = None, dimension: str | None = None,
+    ) -> list[dict]:
+        """Rows of `metric_values`, filtered; `start` inclusive and `end` exclusive on period_start."""
+        mv = metric_values.c
+        q = sa.select(metric_values).order_by(mv.metric, mv.grain, mv.period_start, mv.dimension, mv.dimension_value)
+        if metrics is not None:
+            q = q.where(mv.metric.in_(list(metrics)))
+        if grain:
+            q = q.where(mv.grain == grain)
+        if start:
+            q = q.where(mv.period_start >= start)
+        if end:
+            q = q.where(mv.period_start < end)
+        if dimension is not None:
+            q = q.where(mv.dimension == dimension)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]

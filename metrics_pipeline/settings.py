@@ -1,0 +1,74 @@
+"""Configuration from environment variables (SOURCES.md), with embedded SQLite defaults.
+
+Every knob of the project is read here, so the README's configuration table and the code agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+
+from metrics_pipeline.contract import DATABASES
+
+DEFAULT_START_DATE = "2025-01-01"
+DEFAULT_TIMEZONE = "UTC"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def data_dir() -> Path:
+    """Folder of the embedded SQLite databases, made absolute so every Dagster process agrees."""
+    return Path(os.environ.get("METRICS_DATA_DIR", "./data")).resolve()
+
+
+def _url_env(name: str) -> str:
+    return f"METRICS_{name.upper()}_DB_URL" if name != "warehouse" else "METRICS_WAREHOUSE_URL"
+
+
+def database_url(name: str) -> str:
+    """SQLAlchemy URL of a source database (`app`, ...) or of the `warehouse`."""
+    url = os.environ.get(_url_env(name))
+    if url:
+        return url
+    return f"sqlite:///{data_dir() / f'{name}.db'}"
+
+
+def url_env_var(name: str) -> str:
+    """Name of the environment variable that configures database `name`."""
+    return _url_env(name)
+
+
+def source_urls() -> dict[str, str]:
+    return {name: database_url(name) for name in DATABASES}
+
+
+def start_date() -> dt.date:
+    raw = os.environ.get("METRICS_START_DATE", DEFAULT_START_DATE)
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise ConfigError(f"METRICS_START_DATE={raw!r} is not a date in YYYY-MM-DD form") from None
+
+
+def timezone_name() -> str:
+    raw = os.environ.get("METRICS_TIMEZONE", DEFAULT_TIMEZONE)
+    try:
+        zoneinfo.ZoneInfo(raw)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"METRICS_TIMEZONE={raw!r} is not an IANA time zone name") from None
+    return raw
+
+
+@dataclass(frozen=True)
+class PartitionSettings:
+    start: dt.date
+    timezone: str
+
+
+def partition_settings() -> PartitionSettings:
+    return PartitionSettings(start_date(), timezone_name())
