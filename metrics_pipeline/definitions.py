@@ -10,10 +10,16 @@ from metrics_pipeline.defs.metric_assets import METRIC_ASSETS
 from metrics_pipeline.defs.resources import build_resources
 from metrics_pipeline.defs.sources import SOURCE_ASSETS
 
-defs = dg.Definitions(
-    assets=[*SOURCE_ASSETS, *METRIC_ASSETS.values()],
-    asset_checks=ASSET_CHECKS,
-    jobs=list(JOBS.values()),
-    schedules=SCHEDULES,
-    resources=build_resources(),
-)
+
+def build_defs(resources: dict | None = None) -> dg.Definitions:
+    """The Definitions, with resources from the environment unless given (tests pass their own)."""
+    return dg.Definitions(
+        assets=[*SOURCE_ASSETS, *METRIC_ASSETS.values()],
+        asset_checks=ASSET_CHECKS,
+        jobs=list(JOBS.values()),
+        schedules=SCHEDULES,
+        resources=resources if resources is not None else build_resources(),
+    )
+
+
+defs = build_defs()

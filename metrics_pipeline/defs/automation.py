@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS
-from metrics_pipeline.partitions import GRAIN_ADJECTIVE, GRAINS, PARTITIONS
+from metrics_pipeline.partitions import GRAIN_ADJECTIVE, GRAINS
 
 
 def job_name(grain: str) -> str:
@@ -16,7 +16,6 @@ JOBS = {
     grain: dg.define_asset_job(
         job_name(grain),
         selection=dg.AssetSelection.assets(*(a for (_, g), a in METRIC_ASSETS.items() if g == grain)),
-        partitions_def=PARTITIONS[grain],
         description=f"Every {GRAIN_ADJECTIVE[grain]} metric asset and its checks, for one or a range of partitions.",
         tags={"grain": grain},
     )

@@ -97,7 +97,7 @@ def build_metric_asset(domain: Domain, grain: str) -> dg.AssetsDefinition:
             rows = compute_domain(conn, domain, grain, periods)
         written = context.resources.warehouse.replace_metric_rows(
             rows, grain=grain, metrics=metrics, periods=periods, source=domain.database,
-            asset=name, run_id=context.run_id)
+            asset=name, run_id=context.run.run_id)
         context.log.info(f"{name}: replaced {written} rows of metric_values")
         return dg.MaterializeResult(metadata=materialization_metadata(rows, periods))
 

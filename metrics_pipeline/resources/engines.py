@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -24,8 +23,24 @@ def sqlite_path(url: str) -> Path | None:
     return Path(u.database)
 
 
-@functools.lru_cache(maxsize=None)
+_ENGINES: dict[tuple[str, bool], sa.Engine] = {}
+
+
 def engine_for(url: str, read_only: bool) -> sa.Engine:
+    """The process's engine for `url` (sources read-only, the warehouse read-write)."""
+    key = (url, read_only)
+    if key not in _ENGINES:
+        _ENGINES[key] = _create(url, read_only)
+    return _ENGINES[key]
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests and long-lived processes that drop databases)."""
+    while _ENGINES:
+        _ENGINES.popitem()[1].dispose()
+
+
+def _create(url: str, read_only: bool) -> sa.Engine:
     u = sa.engine.make_url(url)
     if u.get_backend_name() == "sqlite":
         engine = sa.create_engine(u, connect_args={"timeout": 60})

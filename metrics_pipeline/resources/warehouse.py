@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -19,17 +18,21 @@ from metrics_pipeline.warehouse_schema import metadata, metric_values
 INSERT_BATCH = 10_000
 
 
-@functools.lru_cache(maxsize=None)
+_READY: set[sa.Engine] = set()
+
+
 def _ready_engine(url: str) -> sa.Engine:
-    """The warehouse engine, its tables created or evolved once per process."""
+    """The warehouse engine, its tables created or evolved once per engine."""
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = engine_for(url, read_only=False)
-    try:
-        ensure_schema(engine)
-    except sa.exc.OperationalError as e:
-        raise RuntimeError(f"cannot reach the warehouse at {redacted(url)}: {e.orig}") from None
+    if engine not in _READY:
+        try:
+            ensure_schema(engine)
+        except sa.exc.OperationalError as e:
+            raise RuntimeError(f"cannot reach the warehouse at {redacted(url)}: {e.orig}") from None
+        _READY.add(engine)
     return engine
 
 
