@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from dataclasses import dataclass
 
 import dagster as dg
@@ -27,21 +28,16 @@ def partition_keys_within(grain: str, start: dt.date, end: dt.date) -> list[str]
     """Keys of the partitions of `grain` whose whole period lies in the dates [start, end] (inclusive)."""
     partitions = PARTITIONS[grain]
     tz = partitions.timezone
-    lo = dt.datetime.combine(start, dt.time(), tzinfo=_zone(tz))
-    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=_zone(tz))
+    lo = dt.datetime.combine(start, dt.time(), tzinfo=zoneinfo.ZoneInfo(tz))
+    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=zoneinfo.ZoneInfo(tz))
     window = dg.TimeWindow(lo, hi)
     keys = partitions.get_partition_keys_in_time_window(window)
     return [k for k in keys if partitions.time_window_for_partition_key(k).end <= hi]
 
 
-def _zone(tz: str):
-    import zoneinfo  # noqa: PLC0415
-
-    return zoneinfo.ZoneInfo(tz)
-
-
 def run_range(
-    defs: dg.Definitions, grain: str, keys: list[str], instance: dg.DagsterInstance, tags: dict | None = None
+    defs: dg.Definitions, grain: str, keys: list[str], instance: dg.DagsterInstance, tags: dict | None = None,
+    run_config: dict | None = None,
 ) -> RangeRun:
     """Materialize every asset of `grain` for `keys` (consecutive) in one run recorded in `instance`."""
     if grain not in GRAINS:
@@ -51,6 +47,7 @@ def run_range(
         instance=instance,
         tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1],
               "grain": grain, **(tags or {})},
+        run_config=run_config,
         raise_on_error=False,
     )
     failed = [f"{e.asset_key.to_user_string()}:{e.asset_check_key.name}"

@@ -83,6 +83,10 @@ class Warehouse(dg.ConfigurableResource):
                 conn.execute(metric_values.insert(), records[i:i + INSERT_BATCH])
         return len(records)
 
+    def row_count(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(metric_values)).scalar_one()
+
     def metric_rows(
         self, metrics: Iterable[str] | None = None, grain: str | None = None, start: str | None = None,
         end: str | None = None, dimension: str | None = None,

@@ -1,0 +1,36 @@
+# Every target creates or reuses .venv and installs the project into it first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+
+.PHONY: install demo dev test clean
+
+$(STAMP): pyproject.toml setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(STAMP)
+
+# The embedded instance: the root dagster.yaml copied into DAGSTER_HOME (runs/events in SQLite there).
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+## demo: seed ~120 days of sources ending yesterday, backfill every grain, print a summary
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/metrics-pipeline demo
+
+## dev: open the Dagster UI (http://127.0.0.1:3000) on the demo data and runs
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## test: the whole test suite (starts a throwaway PostgreSQL server itself)
+test: install
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf data .pytest_cache

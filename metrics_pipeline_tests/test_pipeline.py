@@ -1,0 +1,165 @@
+"""Dagster-level behaviour: idempotent partition replacement, single-run ranges equal per-partition
+runs, the blocking MRR identity check, the nightly schedule, and the definitions' lineage."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from metrics_pipeline.contract import TABLES
+from metrics_pipeline.defs.metric_assets import METRIC_ASSETS
+from metrics_pipeline.defs.sources import source_key
+from metrics_pipeline.definitions import defs
+from metrics_pipeline.metrics.catalog import DOMAINS
+from metrics_pipeline.warehouse_schema import metric_values
+from metrics_pipeline_tests.conftest import values
+
+VOLATILE = {"computed_at", "run_id"}
+
+
+def _stable(rows):
+    return sorted(tuple((k, v) for k, v in r.items() if k not in VOLATILE) for r in rows)
+
+
+def _fill_month(sources):
+    """A small but varied January 2026: signups, sessions, plans changing, payments, refunds."""
+    sources.insert("users", *({"id": f"u{i}", "created_at": f"2026-01-{1 + i % 28:02d} {i % 24:02d}:00:00",
+                               "platform": ("ios", "android", "web")[i % 3]} for i in range(40)))
+    sources.insert("user_sessions", *({"user_id": f"u{i % 40}", "started_at": f"2026-01-{1 + i % 31:02d} 10:{i % 60:02d}:00",
+                                       "ended_at": None if i % 7 == 0 else f"2026-01-{1 + i % 31:02d} 11:00:00.5"}
+                                      for i in range(200)))
+    sources.insert("subscriptions",
+                   {"id": "s1", "user_id": "u1", "started_at": "2026-01-02 09:00:00", "ended_at": "2026-01-12 00:00:00"},
+                   {"id": "s2", "user_id": "u1", "plan": "vip_annual", "billing_interval": "year", "price_cents": 14999,
+                    "started_at": "2026-01-12 00:00:00"},
+                   {"id": "s3", "user_id": "u2", "started_at": "2026-01-03 00:00:00", "trial_ends_at": "2026-01-10 00:00:00",
+                    "ended_at": "2026-01-20 00:00:00"},
+                   {"id": "s4", "user_id": "u2", "started_at": "2026-01-25 00:00:00"})
+    sources.insert("payments", *({"user_id": f"u{i}", "amount_cents": 999 + i, "fee_cents": 150,
+                                  "created_at": f"2026-01-{1 + i % 31:02d} 12:00:00",
+                                  "status": ("succeeded", "failed", "refunded")[i % 3],
+                                  "refunded_at": f"2026-01-{2 + i % 29:02d} 12:00:00" if i % 3 == 2 else None}
+                                 for i in range(30)))
+
+
+def test_rematerializing_replaces_rows_identically(sources, materialize):
+    _fill_month(sources)
+    assert materialize(sources, "day", "2026-01-01", "2026-01-31").success
+    first = sources.warehouse().metric_rows()
+    assert materialize(sources, "day", "2026-01-01", "2026-01-31").success
+    again = sources.warehouse().metric_rows()
+    assert len(again) == len(first) > 0
+    assert _stable(again) == _stable(first)
+    assert len({r["run_id"] for r in again}) == 1  # every row rewritten by the second run
+
+
+def test_single_run_range_equals_one_run_per_partition(sources, materialize):
+    _fill_month(sources)
+    assert materialize(sources, "day", "2026-01-01", "2026-01-10").success
+    ranged = sources.warehouse().metric_rows(grain="day")
+    with sources.warehouse().begin() as conn:
+        conn.execute(metric_values.delete())
+    for day in range(1, 11):
+        assert materialize(sources, "day", f"2026-01-{day:02d}").success
+    assert _stable(sources.warehouse().metric_rows(grain="day")) == _stable(ranged)
+
+
+def test_weekly_and_monthly_ranges(sources, materialize):
+    _fill_month(sources)
+    assert materialize(sources, "week", "2026-01-05", "2026-01-19").success
+    assert materialize(sources, "month", "2026-01-01").success
+    assert set(values(sources, "sessions", "week")) == {"2026-01-05", "2026-01-12", "2026-01-19"}
+    assert values(sources, "sessions", "month") == {"2026-01-01": 200}
+    # additive metrics agree whichever grain computes them
+    assert materialize(sources, "day", "2026-01-01", "2026-01-31").success
+    assert sum(values(sources, "sessions", "day").values()) == 200
+
+
+def _identity_check_only(sources, key):
+    """Run just the daily `mrr_identity` check (no materialization) for one partition."""
+    asset = METRIC_ASSETS[("revenue", "day")]
+    check_key = dg.AssetCheckKey(asset.key, "mrr_identity")
+    job = sources.defs().resolve_job_def("daily_metrics_job").get_subset(
+        asset_selection=set(), asset_check_selection={check_key})
+    result = job.execute_in_process(partition_key=key, instance=dg.DagsterInstance.ephemeral(),
+                                    raise_on_error=False)
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def test_mrr_identity_check_fails_on_corrupted_movements(sources, materialize):
+    _fill_month(sources)
+    run = materialize(sources, "day", "2026-01-10", "2026-01-12")
+    assert run.success and not run.failed_checks
+    assert _identity_check_only(sources, "2026-01-12").passed
+    with sources.warehouse().begin() as conn:
+        conn.execute(metric_values.update()
+                     .where(metric_values.c.metric == "mrr_expansion", metric_values.c.period_start == "2026-01-12",
+                            metric_values.c.dimension == "")
+                     .values(value=metric_values.c.value + 0.01))
+    evaluation = _identity_check_only(sources, "2026-01-12")
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.metadata["failed_partitions"].value == ["2026-01-12"]
+    assert evaluation.metadata["severity"].value == "critical"
+
+
+def test_invalid_source_rows_are_reported_not_counted(sources, materialize):
+    sources.insert("payments",
+                   {"id": "ok", "amount_cents": 500, "created_at": "2026-01-05 10:00:00"},
+                   {"id": "eur", "amount_cents": 700, "currency": "EUR", "created_at": "2026-01-05 11:00:00"},
+                   {"id": "neg", "amount_cents": -5, "created_at": "2026-01-05 12:00:00"})
+    run = materialize(sources, "day", "2026-01-05")
+    assert run.success  # a WARN check, not a crash
+    assert values(sources, "gross_revenue", "day") == {"2026-01-05": 5.0}
+
+
+def test_nightly_schedule_requests_yesterday():
+    schedule = defs.resolve_schedule_def("nightly_daily_metrics")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.cron_schedule == "0 1 * * *"
+    context = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 3, 10, 1, 0, tzinfo=dt.timezone.utc),
+        repository_def=defs.get_repository_def())
+    (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2026-03-09"
+    assert request.run_key == "2026-03-09"
+    assert schedule.job_name == "daily_metrics_job"
+
+
+def test_lineage_is_exactly_what_each_asset_reads():
+    graph = defs.resolve_asset_graph()
+    for (domain_name, grain), asset in METRIC_ASSETS.items():
+        domain = next(d for d in DOMAINS if d.name == domain_name)
+        deps = graph.get(asset.key).parent_keys
+        assert deps == {source_key(t) for t in domain.tables_for(grain)}, asset.key
+        assert all(TABLES[t].database == domain.database for t in domain.tables_for(grain))
+
+
+@pytest.mark.parametrize("grain", ["hour", "day", "week", "month"])
+def test_every_metric_of_a_grain_is_produced_by_exactly_one_asset(grain):
+    produced = [m.name for d in DOMAINS for m in d.metrics_for(grain)]
+    assert len(produced) == len(set(produced))
+    expected = {
+        "hour": {"new_users", "active_users", "events"},
+        "day": {"retention_d1", "retention_d7", "retention_d30", "events", "mrr", "arr", "arpu"},
+        "week": {"customer_churn_rate", "gross_mrr_churn_rate", "net_mrr_churn_rate"},
+        "month": {"stickiness", "net_revenue_retention", "clv"},
+    }[grain]
+    assert expected <= set(produced)
+
+
+def test_single_run_backfill_policy_and_tags():
+    for (domain_name, grain), asset in METRIC_ASSETS.items():
+        assert asset.backfill_policy == dg.BackfillPolicy.single_run()
+        spec = next(iter(asset.specs))
+        assert spec.tags["grain"] == grain and spec.tags["domain"] == domain_name
+        assert spec.group_name == domain_name
+
+
+def test_source_assets_grouped_by_database():
+    specs = [a for a in defs.assets if isinstance(a, dg.AssetSpec)]
+    assert {s.key for s in specs} == {source_key(t) for t in TABLES}
+    assert all(s.group_name == f"{s.key.path[0]}_source" for s in specs)
