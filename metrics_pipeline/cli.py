@@ -27,7 +27,7 @@ def _grains(text: str) -> list[str]:
     bad = [g for g in grains if g not in BACKFILL_ORDER]
     if bad or not grains:
         raise argparse.ArgumentTypeError(
-            f"unknown grain(s) {', '.join(bad) or text!r}; choose from {', '.join(BACKFILL_ORDER)}")
+            f"unknown grain(s) {', '.join(map(repr, bad or [text]))}; choose from {', '.join(BACKFILL_ORDER)}")
     return [g for g in BACKFILL_ORDER if g in grains]
 
 
@@ -75,6 +75,8 @@ def backfill(start: dt.date, end: dt.date, grains: Sequence[str]) -> bool:
         print(f"{status} in {time.monotonic() - t0:.1f} s (run {run.run_id[:8]})", flush=True)
         for check in run.failed_checks:
             print(f"    failed blocking check: {check}", flush=True)
+        for error in run.errors:
+            print(f"    {error}", flush=True)
         ok &= run.success
     return ok
 

@@ -22,6 +22,7 @@ class RangeRun:
     success: bool
     run_id: str
     failed_checks: list[str]
+    errors: list[str]
 
 
 def partition_keys_within(grain: str, start: dt.date, end: dt.date) -> list[str]:
@@ -53,4 +54,14 @@ def run_range(
     failed = [f"{e.asset_key.to_user_string()}:{e.asset_check_key.name}"
               for e in result.get_asset_check_evaluations()
               if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
-    return RangeRun(grain, keys[0], keys[-1], len(keys), result.success and not failed, result.run_id, failed)
+    errors = [f"{e.step_key}: {_root_message(e.step_failure_data.error)}"
+              for e in result.all_events if e.is_step_failure and e.step_failure_data.error]
+    return RangeRun(grain, keys[0], keys[-1], len(keys), result.success and not failed, result.run_id, failed,
+                    errors)
+
+
+def _root_message(error) -> str:
+    """The innermost cause of a Dagster step error: the message our code raised."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()

@@ -1,0 +1,69 @@
+"""The production instance config on a real PostgreSQL server, and the command line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+import dagster as dg
+import pytest
+
+from metrics_pipeline import cli
+from metrics_pipeline.runner import partition_keys_within, run_range
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_materialization_recorded_on_dagster_postgres_instance(sources, postgres_url_factory, tmp_path, monkeypatch):
+    """deploy/dagster.yaml as shipped: runs and events stored by dagster-postgres."""
+    url = urlparse(postgres_url_factory("dagster").replace("postgresql+psycopg2", "postgresql"))
+    for var, value in {"DAGSTER_PG_HOST": url.hostname, "DAGSTER_PG_PORT": str(url.port),
+                       "DAGSTER_PG_USER": url.username, "DAGSTER_PG_PASSWORD": "",
+                       "DAGSTER_PG_DB": url.path.lstrip("/")}.items():
+        monkeypatch.setenv(var, value)
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
+    sources.insert("users", {"created_at": "2026-02-02 08:00:00"})
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        run = run_range(sources.defs(), "day", ["2026-02-01", "2026-02-02", "2026-02-03"], instance)
+        assert run.success
+        stored = instance.get_run_by_id(run.run_id)
+        assert stored.is_success and stored.tags["dagster/asset_partition_range_start"] == "2026-02-01"
+        records = instance.fetch_materializations(dg.AssetKey("daily_activity_metrics"), limit=10).records
+        assert sorted(r.partition_key for r in records) == ["2026-02-01", "2026-02-02", "2026-02-03"]
+
+
+def test_backfill_ranges_cover_whole_periods_only():
+    start, end = dt.date(2026, 1, 1), dt.date(2026, 3, 31)
+    days = partition_keys_within("day", start, end)
+    assert (len(days), days[0], days[-1]) == (90, "2026-01-01", "2026-03-31")
+    weeks = partition_keys_within("week", start, end)  # Mondays whose whole week is inside
+    assert (weeks[0], weeks[-1], len(weeks)) == ("2026-01-05", "2026-03-23", 12)
+    assert partition_keys_within("month", start, end) == ["2026-01-01", "2026-02-01", "2026-03-01"]
+    hours = partition_keys_within("hour", start, end)
+    assert (len(hours), hours[0], hours[-1]) == (90 * 24, "2026-01-01-00:00", "2026-03-31-23:00")
+    assert partition_keys_within("month", dt.date(2026, 1, 2), dt.date(2026, 1, 31)) == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["backfill", "--start", "2026-01-01", "--end", "2026-13-01"], "is not a date"),
+    (["backfill", "--start", "2026-01-01", "--end", "2026-01-02", "--grain", "day,year"], "unknown grain(s) 'year'"),
+    (["query", "--metric", "mrr", "--grain", "quarter"], "invalid choice"),
+])
+def test_cli_rejects_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_backfill_end_before_start(capsys):
+    assert cli.main(["backfill", "--start", "2026-02-01", "--end", "2026-01-01"]) == 2
+    assert "--end 2026-01-01 is before --start 2026-02-01" in capsys.readouterr().err
+
+
+def test_cli_unknown_metric(capsys):
+    assert cli.main(["query", "--metric", "nope"]) == 2
+    assert "unknown metric 'nope'" in capsys.readouterr().err

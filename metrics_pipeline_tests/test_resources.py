@@ -1,0 +1,69 @@
+"""Sources are read-only and fail clearly; the warehouse creates and evolves its schema safely."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from metrics_pipeline.resources import SourceDatabase, SourceUnavailableError, Warehouse
+from metrics_pipeline.resources.warehouse import ensure_schema
+from metrics_pipeline_tests.postgres_server import _free_port
+
+
+def test_missing_sqlite_file_names_database_and_fix(tmp_path):
+    db = SourceDatabase(name="app", url=f"sqlite:///{tmp_path}/nope.db")
+    with pytest.raises(SourceUnavailableError, match=r"source database 'app'.*nope.db does not exist"):
+        with db.connect(["users"]):
+            pass
+
+
+def test_unreachable_postgres_names_database_without_password():
+    url = f"postgresql+psycopg2://analyst:s3cret@127.0.0.1:{_free_port()}/app"
+    with pytest.raises(SourceUnavailableError) as err:
+        with SourceDatabase(name="app", url=url).connect():
+            pass
+    message = str(err.value)
+    assert "cannot connect to source database 'app'" in message
+    assert "s3cret" not in message and "analyst:***@127.0.0.1" in message
+
+
+def test_missing_table_and_column_are_named(sources):
+    db = SourceDatabase(name="app", url=sources.urls["app"])
+    sources.execute("app", "DROP TABLE payments")
+    with pytest.raises(SourceUnavailableError, match="source database 'app'.* has no table 'payments'"):
+        with db.connect(["users", "payments"]):
+            pass
+    sources.execute("app", "ALTER TABLE users DROP COLUMN platform")
+    with pytest.raises(SourceUnavailableError, match="table 'users' lacks column\\(s\\) platform"):
+        with db.connect(["users"]):
+            pass
+
+
+def test_sources_are_opened_read_only(sources):
+    with SourceDatabase(name="app", url=sources.urls["app"]).connect(["users"]) as conn:
+        with pytest.raises(sa.exc.DBAPIError):
+            conn.exec_driver_sql("DELETE FROM users")
+
+
+def test_missing_table_fails_the_run_with_its_name(sources, materialize):
+    sources.execute("interactions", "DROP TABLE swipes")
+    run = materialize(sources, "day", "2026-01-05")
+    assert not run.success
+    assert any("daily_interactions_metrics" in e and "has no table 'swipes'" in e for e in run.errors), run.errors
+
+
+def test_warehouse_schema_evolves_without_losing_rows(tmp_path):
+    url = f"sqlite:///{tmp_path}/warehouse.db"
+    old = sa.create_engine(url)
+    with old.begin() as conn:  # an older metric_values without the `asset` column
+        conn.exec_driver_sql(
+            "CREATE TABLE metric_values (metric TEXT, grain TEXT, period_start TEXT, dimension TEXT, "
+            "dimension_value TEXT, period_end TEXT, value REAL, numerator REAL, denominator REAL, source TEXT, "
+            "computed_at TIMESTAMP, run_id TEXT, PRIMARY KEY (metric, grain, period_start, dimension, dimension_value))")
+        conn.exec_driver_sql("INSERT INTO metric_values VALUES ('sessions','day','2026-01-01','','','2026-01-02',"
+                             "5,NULL,NULL,'app','2026-01-02 00:00:00','r1')")
+    ensure_schema(old)
+    rows = Warehouse(url=url).metric_rows()
+    assert len(rows) == 1 and rows[0]["value"] == 5 and rows[0]["asset"] is None
+    ensure_schema(old)  # idempotent
+    assert len(Warehouse(url=url).metric_rows()) == 1
