@@ -54,9 +54,10 @@ def _epoch_micros_pg(element, compiler, **kw):
 def _epoch_micros_sqlite(element, compiler, **kw):
     (col,) = list(element.clauses)
     c = compiler.process(col, **kw)
-    # whole seconds from strftime, then the fraction padded to six digits ('' -> 000000, '5' -> 500000)
+    # whole seconds from strftime on the text without its fraction (strftime would round .999999 up),
+    # then the fraction padded to six digits ('' -> 000000, '5' -> 500000)
     return (
-        f"(CAST(strftime('%s', {c}) AS INTEGER) * 1000000"
+        f"(CAST(strftime('%s', substr({c}, 1, 19)) AS INTEGER) * 1000000"
         f" + CAST(substr(substr({c}, 21) || '000000', 1, 6) AS INTEGER))"
     )
 

@@ -1,0 +1,56 @@
+"""Period boundaries in METRICS_TIMEZONE, and timestamp comparisons exact on both SQLite spellings."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from metrics_pipeline.metrics.periods import periods_between, periods_subquery, shifted
+from metrics_pipeline.metrics.sqltime import duration_micros, ts_norm
+
+
+def test_iso_weeks_start_on_monday_and_months_are_calendar_months():
+    weeks = periods_between("week", dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 19), "UTC")
+    assert [w.key for w in weeks] == ["2026-01-05", "2026-01-12"]  # 2026-01-01 is a Thursday
+    assert weeks[0].end_key == "2026-01-12"
+    (feb,) = periods_between("month", dt.datetime(2026, 2, 1), dt.datetime(2026, 3, 1), "UTC")
+    assert (feb.key, feb.end_key) == ("2026-02-01", "2026-03-01")
+
+
+def test_days_follow_local_midnight_across_dst():
+    days = periods_between("day", dt.datetime(2026, 3, 7), dt.datetime(2026, 3, 10), "America/New_York")
+    spring = next(d for d in days if d.key == "2026-03-08")
+    assert spring.start_utc == dt.datetime(2026, 3, 8, 5) and spring.end_utc == dt.datetime(2026, 3, 9, 4)
+    assert spring.end_utc - spring.start_utc == dt.timedelta(hours=23)
+    assert days[0].end_utc == days[1].start_utc  # contiguous, no gap or overlap
+
+
+def test_hour_keys_and_shifts():
+    (hour,) = periods_between("hour", dt.datetime(2026, 1, 5, 13), dt.datetime(2026, 1, 5, 14), "UTC")
+    assert (hour.key, hour.end_key) == ("2026-01-05 13:00:00", "2026-01-05 14:00:00")
+    (day,) = periods_between("day", dt.datetime(2026, 3, 1), dt.datetime(2026, 3, 2), "UTC")
+    assert shifted(day, -30).key == "2026-01-30" and shifted(day, 1).key == "2026-03-02"
+
+
+def test_sqlite_comparisons_treat_both_spellings_as_one_instant():
+    engine = sa.create_engine("sqlite://")
+    (day,) = periods_between("day", dt.datetime(2026, 1, 5), dt.datetime(2026, 1, 6), "UTC")
+    p = periods_subquery([day], "sqlite")
+    t = sa.table("t", sa.column("ts"), sa.column("other"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (ts TEXT, other TEXT)")
+        conn.exec_driver_sql(
+            "INSERT INTO t VALUES ('2026-01-05 00:00:00', '2026-01-05 00:00:00.000000'),"
+            "('2026-01-05 00:00:00.000000', '2026-01-05 00:00:01.5'), ('2026-01-06 00:00:00', '2026-01-06 00:00:00'),"
+            "('2026-01-06 00:00:00.000000', '2026-01-06 00:00:00'), ('2026-01-05 23:59:59.999999', '2026-01-06 00:00:00')")
+        in_day = conn.execute(sa.select(sa.func.count()).select_from(p.join(
+            t, sa.and_(t.c.ts >= p.c.lo, t.c.ts < p.c.hi)))).scalar_one()
+        at_or_before_end = conn.execute(sa.select(sa.func.count()).select_from(p.join(
+            t, t.c.ts < p.c.hi_next))).scalar_one()
+        same = conn.execute(sa.select(sa.func.count()).where(ts_norm(t.c.ts) == ts_norm(t.c.other))).scalar_one()
+        micros = conn.execute(sa.select(duration_micros(t.c.other, t.c.ts))).scalars().all()
+    assert in_day == 3  # both spellings of midnight of the 5th, and 23:59:59.999999
+    assert at_or_before_end == 5  # `<= end` includes both spellings of the 6th's midnight
+    assert same == 3
+    assert micros == [0, 1_500_000, 0, 0, 1]
