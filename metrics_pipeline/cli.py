@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 
 from metrics_pipeline.settings import ConfigError, data_dir, source_urls
@@ -43,7 +44,7 @@ def _instance():
 
 
 def cmd_seed(args) -> int:
-    from metrics_pipeline.seed.generator import seed_sources
+    from metrics_pipeline.seed import seed_sources
 
     started = time.monotonic()
     counts = seed_sources(source_urls(), days=args.days, end=args.end, scale=args.scale, seed=args.seed,
@@ -86,7 +87,7 @@ def cmd_backfill(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from metrics_pipeline.seed.generator import seed_sources
+    from metrics_pipeline.seed import seed_sources
 
     end = dt.date.today() - dt.timedelta(days=1)
     start = end - dt.timedelta(days=args.days - 1)
@@ -140,7 +141,7 @@ def cmd_query(args) -> int:
     print(f"{'period_start':<19}  {'dimension':<33}  {'value':>16}")
     for r in rows:
         dim = f"{r['dimension']}={r['dimension_value']}" if r["dimension"] else "(total)"
-        value = "NULL" if r["value"] is None else f"{r['value']:,.6g}"
+        value = "NULL" if r["value"] is None else f"{r['value']:,.6f}".rstrip("0").rstrip(".")
         print(f"{r['period_start']:<19}  {dim:<33}  {value:>16}")
     return 0
 
@@ -181,11 +182,17 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if not os.environ.get("METRICS_DEBUG"):
+        # library beta/preview/deprecation notices are for developers, not for CLI users
+        warnings.simplefilter("ignore")
     try:
         return args.fn(args)
     except ConfigError as e:
         print(f"metrics-pipeline: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except Exception as e:  # noqa: BLE001 - a CLI reports any failure in one line, then exits non-zero
         if os.environ.get("METRICS_DEBUG"):
             raise
