@@ -6,6 +6,7 @@ import dagster as dg
 
 from metrics_pipeline.defs.automation import JOBS, SCHEDULES
 from metrics_pipeline.defs.checks import ASSET_CHECKS
+from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS
 from metrics_pipeline.defs.resources import build_resources
 from metrics_pipeline.defs.sources import SOURCE_ASSETS
@@ -14,7 +15,7 @@ from metrics_pipeline.defs.sources import SOURCE_ASSETS
 def build_defs(resources: dict | None = None) -> dg.Definitions:
     """The Definitions, with resources from the environment unless given (tests pass their own)."""
     return dg.Definitions(
-        assets=[*SOURCE_ASSETS, *METRIC_ASSETS.values()],
+        assets=[*SOURCE_ASSETS, *METRIC_ASSETS.values(), *DERIVED_ASSETS.values()],
         asset_checks=ASSET_CHECKS,
         jobs=list(JOBS.values()),
         schedules=SCHEDULES,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS
 from metrics_pipeline.partitions import GRAIN_ADJECTIVE, GRAINS
 
@@ -12,10 +13,16 @@ def job_name(grain: str) -> str:
     return f"{GRAIN_ADJECTIVE[grain]}_metrics_job"
 
 
+def assets_of(grain: str) -> list[dg.AssetsDefinition]:
+    """Every asset partitioned by `grain`, in dependency order for readers (Dagster orders runs itself)."""
+    own = [a for (_, g), a in METRIC_ASSETS.items() if g == grain]
+    return own + ([DERIVED_ASSETS[grain]] if grain in DERIVED_ASSETS else [])
+
+
 JOBS = {
     grain: dg.define_asset_job(
         job_name(grain),
-        selection=dg.AssetSelection.assets(*(a for (_, g), a in METRIC_ASSETS.items() if g == grain)),
+        selection=dg.AssetSelection.assets(*assets_of(grain)),
         description=f"Every {GRAIN_ADJECTIVE[grain]} metric asset and its checks, for one or a range of partitions.",
         tags={"grain": grain},
     )

@@ -40,7 +40,7 @@ def _description(domain: Domain, grain: str) -> str:
     return "\n".join(lines)
 
 
-def _column_schema() -> dg.TableSchema:
+def metric_values_schema() -> dg.TableSchema:
     return dg.TableSchema(columns=[
         dg.TableColumn(c.name, str(c.type), description=c.comment or "") for c in metric_values.columns
     ])
@@ -85,7 +85,7 @@ def build_metric_asset(domain: Domain, grain: str) -> dg.AssetsDefinition:
         kinds={"sql"},
         owners=OWNERS,
         tags={"grain": grain, "domain": domain.name},
-        metadata={"metrics": ", ".join(metrics), "dagster/column_schema": _column_schema(),
+        metadata={"metrics": ", ".join(metrics), "dagster/column_schema": metric_values_schema(),
                   "dagster/table_name": "metric_values"},
         required_resource_keys={db_key, "warehouse"},
     )

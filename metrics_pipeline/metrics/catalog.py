@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from metrics_pipeline.metrics.activity import ACTIVITY
+from metrics_pipeline.metrics.ai import AI
+from metrics_pipeline.metrics.derived import DERIVED
 from metrics_pipeline.metrics.interactions import INTERACTIONS
+from metrics_pipeline.metrics.marketing import MARKETING
+from metrics_pipeline.metrics.messaging import MESSAGING
 from metrics_pipeline.metrics.revenue import REVENUE
 from metrics_pipeline.metrics.spec import Domain, MetricDef
 
-DOMAINS: tuple[Domain, ...] = (ACTIVITY, INTERACTIONS, REVENUE)
+DOMAINS: tuple[Domain, ...] = (ACTIVITY, INTERACTIONS, REVENUE, AI, MESSAGING, MARKETING)
+
+
+def all_metrics() -> list[MetricDef]:
+    return [*(m for d in DOMAINS for m in d.definitions), *DERIVED]
 
 
 def metric(name: str) -> MetricDef:
-    for d in DOMAINS:
-        for m in d.definitions:
-            if m.name == name:
-                return m
+    for m in all_metrics():
+        if m.name == name:
+            return m
     raise KeyError(f"unknown metric {name!r}")
 
 
