@@ -28,3 +28,58 @@ metric_values = sa.Table(
     sa.Column("run_id", sa.String(64), comment="Dagster run that wrote the row"),
     sa.Index("ix_metric_values_grain_period", "grain", "period_start"),
 )
+
+
+def _bookkeeping() -> list[sa.Column]:
+    return [sa.Column("computed_at", sa.DateTime, nullable=False, comment="UTC time the row was written"),
+            sa.Column("run_id", sa.String(64), comment="Dagster run that wrote the row")]
+
+
+retention_cohorts = sa.Table(
+    "retention_cohorts",
+    metadata,
+    sa.Column("cohort_week", sa.String(10), primary_key=True, comment="Monday of the signup week (ISO week)"),
+    sa.Column("period_number", sa.Integer, primary_key=True, comment="weeks since the cohort week, 0..12"),
+    sa.Column("measured_week", sa.String(10), nullable=False, comment="cohort_week + period_number weeks"),
+    sa.Column("cohort_size", sa.Integer, nullable=False, comment="users created in the cohort week"),
+    sa.Column("users_returned", sa.Integer, nullable=False, comment="cohort users with a session in the measured week"),
+    sa.Column("retention_rate", Double, comment="users_returned / cohort_size"),
+    *_bookkeeping(),
+    sa.Index("ix_retention_cohorts_measured", "measured_week"),
+)
+
+conversion_funnel = sa.Table(
+    "conversion_funnel",
+    metadata,
+    sa.Column("cohort_date", sa.String(10), primary_key=True, comment="day of the actors' first app_open"),
+    sa.Column("step_index", sa.Integer, primary_key=True, comment="1..8 in funnel order"),
+    sa.Column("step", sa.String(32), nullable=False, comment="the step's event name"),
+    sa.Column("actors", sa.Integer, nullable=False, comment="cohort actors who reached the step within 14 days"),
+    sa.Column("conversion_from_start", Double, comment="actors / actors of step 1"),
+    sa.Column("conversion_from_previous", Double, comment="actors / actors of the previous step"),
+    sa.Column("is_final", sa.Boolean, nullable=False, comment="the cohort's 14-day window has closed"),
+    *_bookkeeping(),
+)
+
+daily_kpi_summary = sa.Table(
+    "daily_kpi_summary",
+    metadata,
+    sa.Column("date", sa.String(10), primary_key=True, comment="the day, in METRICS_TIMEZONE"),
+    *(sa.Column(name, Double, comment=f"total `{name}` of the day (metric_values)")
+      for name in ("active_users", "new_users", "sessions", "avg_session_duration_seconds", "matches",
+                   "messages_total", "gross_revenue", "net_revenue", "mrr", "new_subscriptions",
+                   "canceled_subscriptions", "retention_d1", "retention_d7", "retention_d30", "ad_spend",
+                   "blended_cac")),
+    *_bookkeeping(),
+)
+
+analytics_snapshots = sa.Table(
+    "analytics_snapshots",
+    metadata,
+    sa.Column("grain", sa.String(8), primary_key=True),
+    sa.Column("period_start", sa.String(19), primary_key=True),
+    sa.Column("period_end", sa.String(19), nullable=False),
+    sa.Column("snapshot", sa.Text, nullable=False,
+              comment="JSON: {domain: {metric: {value, previous, growth}}} of the period's totals"),
+    *_bookkeeping(),
+)

@@ -66,22 +66,29 @@ class Warehouse(dg.ConfigurableResource):
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": lock})
             yield conn
 
+    def replace_rows(self, table: sa.Table, where: sa.ColumnElement, records: Sequence[dict], lock: str) -> int:
+        """Delete `table`'s rows matching `where` and insert `records`, in one transaction.
+
+        Every record gets `computed_at`; callers add `run_id`. Inserts go in large executemany batches.
+        """
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        rows = [r | {"computed_at": now} for r in records]
+        with self.begin(lock=f"{table.name}:{lock}") as conn:
+            conn.execute(table.delete().where(where))
+            for i in range(0, len(rows), INSERT_BATCH):
+                conn.execute(table.insert(), rows[i:i + INSERT_BATCH])
+        return len(rows)
+
     def replace_metric_rows(
         self, rows: Sequence[MetricRow], *, grain: str, metrics: Iterable[str], periods: Sequence[Period],
         source: str, asset: str, run_id: str,
     ) -> int:
         """Replace every row of `metrics` at `grain` in `periods` by `rows`, in one transaction."""
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        records = [asdict(r) | {"source": source, "asset": asset, "computed_at": now, "run_id": run_id}
-                   for r in rows]
         mv = metric_values.c
-        with self.begin(lock=f"metric_values:{grain}") as conn:
-            conn.execute(metric_values.delete().where(
-                mv.grain == grain, mv.metric.in_(sorted(set(metrics))),
-                mv.period_start >= periods[0].key, mv.period_start < periods[-1].end_key))
-            for i in range(0, len(records), INSERT_BATCH):
-                conn.execute(metric_values.insert(), records[i:i + INSERT_BATCH])
-        return len(records)
+        where = sa.and_(mv.grain == grain, mv.metric.in_(sorted(set(metrics))),
+                        mv.period_start >= periods[0].key, mv.period_start < periods[-1].end_key)
+        records = [asdict(r) | {"source": source, "asset": asset, "run_id": run_id} for r in rows]
+        return self.replace_rows(metric_values, where, records, lock=grain)
 
     def row_count(self) -> int:
         with self.engine.connect() as conn:
