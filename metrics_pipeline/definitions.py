@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import dagster as dg
 
-from metrics_pipeline.defs.automation import JOBS, SCHEDULES
+from metrics_pipeline.defs.automation import JOBS, SCHEDULES, assets_of
 from metrics_pipeline.defs.checks import ASSET_CHECKS
-from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
-from metrics_pipeline.defs.metric_assets import METRIC_ASSETS
 from metrics_pipeline.defs.resources import build_resources
 from metrics_pipeline.defs.sources import SOURCE_ASSETS
+from metrics_pipeline.partitions import GRAINS
 
 
 def build_defs(resources: dict | None = None) -> dg.Definitions:
     """The Definitions, with resources from the environment unless given (tests pass their own)."""
     return dg.Definitions(
-        assets=[*SOURCE_ASSETS, *METRIC_ASSETS.values(), *DERIVED_ASSETS.values()],
+        assets=[*SOURCE_ASSETS, *(a for grain in GRAINS for a in assets_of(grain))],
         asset_checks=ASSET_CHECKS,
         jobs=list(JOBS.values()),
         schedules=SCHEDULES,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from metrics_pipeline.defs.cohort_assets import COHORT_ASSETS
 from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS
 from metrics_pipeline.partitions import GRAIN_ADJECTIVE, GRAINS
@@ -16,7 +17,8 @@ def job_name(grain: str) -> str:
 def assets_of(grain: str) -> list[dg.AssetsDefinition]:
     """Every asset partitioned by `grain`, in dependency order for readers (Dagster orders runs itself)."""
     own = [a for (_, g), a in METRIC_ASSETS.items() if g == grain]
-    return own + ([DERIVED_ASSETS[grain]] if grain in DERIVED_ASSETS else [])
+    derived = [DERIVED_ASSETS[grain]] if grain in DERIVED_ASSETS else []
+    return own + derived + COHORT_ASSETS.get(grain, [])
 
 
 JOBS = {

@@ -78,16 +78,17 @@ def stickiness(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) -
     ]
 
 
-def retention(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) -> list[MetricRow]:
-    """retention_dk for day D: users created on D-k with a session started on D / users created on D-k."""
+def cohort_returns(conn: sa.Connection, pairs: list[tuple[Period, Period]]) -> dict[tuple[str, str], tuple[int, int]]:
+    """For (measured, cohort) period pairs: (users returned, cohort size), keyed by (measured, cohort) key.
+
+    The cohort is the valid users created in the cohort period (deleted ones included); a user has
+    returned when one of their sessions started in the measured period. Empty cohorts are absent.
+    """
     dialect = conn.dialect.name
-    pairs = [(p, k) for p in periods for k in RETENTION_DAYS]
-    # cohort-day bounds (lo, hi) with the measurement day's key and bounds alongside
-    c = periods_subquery([shifted(p, -k) for p, k in pairs], dialect, "c", extra={
-        "measured": [f"'{p.key}'" for p, _ in pairs],
-        "k": [str(k) for _, k in pairs],
-        "m_lo": [timestamp_literal(p.start_utc, dialect) for p, _ in pairs],
-        "m_hi": [timestamp_literal(p.end_utc, dialect) for p, _ in pairs],
+    c = periods_subquery([cohort for _, cohort in pairs], dialect, "c", extra={
+        "measured": [f"'{m.key}'" for m, _ in pairs],
+        "m_lo": [timestamp_literal(m.start_utc, dialect) for m, _ in pairs],
+        "m_hi": [timestamp_literal(m.end_utc, dialect) for m, _ in pairs],
     })
     users, sessions = source_table("users"), source_table("user_sessions")
     returned = sa.exists().where(
@@ -97,14 +98,21 @@ def retention(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) ->
         valid(sessions),
     )
     q = (
-        sa.select(c.c.measured, c.c.k, sa.func.count().label("cohort"),
+        sa.select(c.c.measured, c.c.period_start, sa.func.count().label("cohort"),
                   sa.func.sum(sa.case((returned, 1), else_=0)).label("returned"))
         .select_from(c.join(users, sa.and_(users.c.created_at >= c.c.lo, users.c.created_at < c.c.hi)))
         .where(valid(users))
-        .group_by(c.c.measured, c.c.k)
+        .group_by(c.c.measured, c.c.period_start)
     )
-    got = {(str(r.measured), int(r.k)): (number(r.returned), number(r.cohort)) for r in conn.execute(q)}
-    return [ratio_row(f"retention_d{k}", p, *got.get((p.key, k), (0, 0))) for p, k in pairs]
+    return {(str(r.measured), str(r.period_start)): (number(r.returned), number(r.cohort)) for r in conn.execute(q)}
+
+
+def retention(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) -> list[MetricRow]:
+    """retention_dk for day D: users created on D-k with a session started on D / users created on D-k."""
+    pairs = [(p, shifted(p, -k)) for p in periods for k in RETENTION_DAYS]
+    got = cohort_returns(conn, pairs)
+    return [ratio_row(f"retention_d{k}", p, *got.get((p.key, shifted(p, -k).key), (0, 0)))
+            for p in periods for k in RETENTION_DAYS]
 
 
 ACTIVITY = Domain(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from metrics_pipeline.metrics.activity import ACTIVITY
 from metrics_pipeline.metrics.ai import AI
+from metrics_pipeline.metrics.cohorts import SUMMARY_METRICS
+from metrics_pipeline.metrics.funnel import SUMMARY_METRIC as FUNNEL_METRIC
 from metrics_pipeline.metrics.derived import DERIVED
 from metrics_pipeline.metrics.interactions import INTERACTIONS
 from metrics_pipeline.metrics.marketing import MARKETING
@@ -15,7 +17,8 @@ DOMAINS: tuple[Domain, ...] = (ACTIVITY, INTERACTIONS, REVENUE, AI, MESSAGING, M
 
 
 def all_metrics() -> list[MetricDef]:
-    return [*(m for d in DOMAINS for m in d.definitions), *DERIVED]
+    """Every metric written to metric_values, including the cohort and funnel summary rows."""
+    return [*(m for d in DOMAINS for m in d.definitions), *DERIVED, *SUMMARY_METRICS, FUNNEL_METRIC]
 
 
 def metric(name: str) -> MetricDef:

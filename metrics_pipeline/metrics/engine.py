@@ -40,9 +40,10 @@ def source_table(name: str) -> sa.Table:
     return TABLES[name].sa_table()
 
 
-def valid(t: sa.Table) -> sa.ColumnElement:
-    """Rows of source table `t` that follow the contract (edge rule 13)."""
-    return valid_rows(TABLES[t.name], t)
+def valid(t: sa.Table | sa.Alias) -> sa.ColumnElement:
+    """Rows of source table `t` (or an alias of it) that follow the contract (edge rule 13)."""
+    table = t.element if isinstance(t, sa.Alias) else t
+    return valid_rows(TABLES[table.name], t)
 
 
 def _spec_query(specs: list[MetricSpec], periods: list[Period], dialect: str) -> sa.CompoundSelect:

@@ -49,6 +49,17 @@ def ensure_schema(engine: sa.Engine) -> None:
                     conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl_type}')
 
 
+def metric_replacement(
+    rows: Sequence[MetricRow], *, grain: str, metrics: Iterable[str], periods: Sequence[Period], source: str,
+    asset: str, run_id: str,
+) -> tuple[sa.Table, sa.ColumnElement, list[dict]]:
+    """The (table, where, records) that replace `metrics` at `grain` in `periods` of metric_values."""
+    mv = metric_values.c
+    where = sa.and_(mv.grain == grain, mv.metric.in_(sorted(set(metrics))),
+                    mv.period_start >= periods[0].key, mv.period_start < periods[-1].end_key)
+    return metric_values, where, [asdict(r) | {"source": source, "asset": asset, "run_id": run_id} for r in rows]
+
+
 class Warehouse(dg.ConfigurableResource):
     """The analytics database holding `metric_values` (SQLite by default, PostgreSQL in production)."""
 
@@ -71,24 +82,30 @@ class Warehouse(dg.ConfigurableResource):
 
         Every record gets `computed_at`; callers add `run_id`. Inserts go in large executemany batches.
         """
+        return self.replace_together([(table, where, records)], lock=f"{table.name}:{lock}")
+
+    def replace_together(self, replacements: Sequence[tuple[sa.Table, sa.ColumnElement, Sequence[dict]]],
+                         lock: str) -> int:
+        """Several (table, where, records) replacements committed as ONE transaction."""
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        rows = [r | {"computed_at": now} for r in records]
-        with self.begin(lock=f"{table.name}:{lock}") as conn:
-            conn.execute(table.delete().where(where))
-            for i in range(0, len(rows), INSERT_BATCH):
-                conn.execute(table.insert(), rows[i:i + INSERT_BATCH])
-        return len(rows)
+        written = 0
+        with self.begin(lock=lock) as conn:
+            for table, where, records in replacements:
+                rows = [r | {"computed_at": now} for r in records]
+                conn.execute(table.delete().where(where))
+                for i in range(0, len(rows), INSERT_BATCH):
+                    conn.execute(table.insert(), rows[i:i + INSERT_BATCH])
+                written += len(rows)
+        return written
 
     def replace_metric_rows(
         self, rows: Sequence[MetricRow], *, grain: str, metrics: Iterable[str], periods: Sequence[Period],
         source: str, asset: str, run_id: str,
     ) -> int:
         """Replace every row of `metrics` at `grain` in `periods` by `rows`, in one transaction."""
-        mv = metric_values.c
-        where = sa.and_(mv.grain == grain, mv.metric.in_(sorted(set(metrics))),
-                        mv.period_start >= periods[0].key, mv.period_start < periods[-1].end_key)
-        records = [asdict(r) | {"source": source, "asset": asset, "run_id": run_id} for r in rows]
-        return self.replace_rows(metric_values, where, records, lock=grain)
+        return self.replace_rows(metric_values, *metric_replacement(
+            rows, grain=grain, metrics=metrics, periods=periods, source=source, asset=asset, run_id=run_id)[1:],
+            lock=grain)
 
     def row_count(self) -> int:
         with self.engine.connect() as conn:

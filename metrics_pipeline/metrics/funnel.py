@@ -1,0 +1,96 @@
+"""The conversion funnel (METRICS.md "Cohorts and funnels", edge rule 12).
+
+The cohort of day D is the actors whose first ever `app_open` is on D. An actor reaches step k when
+it has the step's event at or after the time it reached step k-1 and at most 14 x 24 hours after
+its first `app_open`. Each step is the earliest qualifying event, found in SQL one step at a time;
+only counts per (cohort, step) come back. A cohort is final once D + 15 days has begun.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from metrics_pipeline.metrics.engine import in_period, number, source_table, valid
+from metrics_pipeline.metrics.periods import Period, periods_subquery, to_utc
+from metrics_pipeline.metrics.spec import MetricDef, MetricRow, ratio_row
+from metrics_pipeline.metrics.sqltime import epoch_micros
+
+STEPS = ("app_open", "registration_start", "registration_complete", "first_session", "first_match",
+         "first_message", "subscription_view", "subscription_purchase")
+WINDOW_MICROS = 14 * 24 * 3600 * 1_000_000
+FINAL_AFTER_DAYS = 15
+
+SUMMARY_METRIC = MetricDef("funnel_conversion", ("day",),
+                           "Share of the day's new actors (first app_open) who purchased a subscription "
+                           "within 14 days; dated by the cohort day.", kind="ratio")
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    cohort_date: str
+    step_index: int
+    step: str
+    actors: int
+    conversion_from_start: float | None
+    conversion_from_previous: float | None
+    is_final: bool
+
+
+def _reached(conn: sa.Connection, days: list[Period]) -> dict[tuple[str, int], int]:
+    """Actors per (cohort day, step index)."""
+    p = periods_subquery(days, conn.dialect.name)
+    e, before = source_table("events"), source_table("events").alias("before")
+    first = (
+        sa.select(p.c.period_start.label("cohort"), e.c.actor_id,
+                  sa.func.min(e.c.event_time).label("t0"), sa.func.min(e.c.event_time).label("t"))
+        .select_from(p.join(e, in_period(e, "event_time", p)))
+        .where(valid(e), e.c.event_name == STEPS[0],
+               ~sa.exists().where(before.c.actor_id == e.c.actor_id, before.c.event_name == STEPS[0],
+                                  before.c.event_time < p.c.lo, valid(before)))
+        .group_by(p.c.period_start, e.c.actor_id)
+        .cte("s1")
+    )
+    reached = [first]
+    for k, step in enumerate(STEPS[1:], start=2):
+        prev = reached[-1]
+        reached.append(
+            sa.select(prev.c.cohort, prev.c.actor_id, prev.c.t0, sa.func.min(e.c.event_time).label("t"))
+            .select_from(prev.join(e, sa.and_(e.c.actor_id == prev.c.actor_id, e.c.event_name == step)))
+            .where(valid(e), epoch_micros(e.c.event_time) >= epoch_micros(prev.c.t),
+                   epoch_micros(e.c.event_time) <= epoch_micros(prev.c.t0) + WINDOW_MICROS)
+            .group_by(prev.c.cohort, prev.c.actor_id, prev.c.t0)
+            .cte(f"s{k}")
+        )
+    q = sa.union_all(*(
+        sa.select(s.c.cohort, sa.literal(k).label("step_index"), sa.func.count().label("actors")).group_by(s.c.cohort)
+        for k, s in enumerate(reached, start=1)
+    ))
+    return {(str(r.cohort), int(r.step_index)): number(r.actors) for r in conn.execute(q)}
+
+
+def _rate(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def is_final(day: Period, as_of: dt.datetime) -> bool:
+    """Final once D + 15 days has begun in METRICS_TIMEZONE (`as_of` is naive UTC)."""
+    return as_of >= to_utc(day.start + dt.timedelta(days=FINAL_AFTER_DAYS), day.tz)
+
+
+def funnel(conn: sa.Connection, days: list[Period], as_of: dt.datetime) -> tuple[list[FunnelStep], list[MetricRow]]:
+    """The funnel table rows of every non-empty cohort in `days`, and each day's funnel_conversion row."""
+    counts = _reached(conn, days)
+    steps, rows = [], []
+    for day in days:
+        actors = [counts.get((day.key, k), 0) for k in range(1, len(STEPS) + 1)]
+        rows.append(ratio_row(SUMMARY_METRIC.name, day, actors[-1], actors[0]))
+        if not actors[0]:
+            continue
+        final = is_final(day, as_of)
+        for k, (step, n) in enumerate(zip(STEPS, actors, strict=True), start=1):
+            previous = actors[k - 2] if k > 1 else actors[0]
+            steps.append(FunnelStep(day.key, k, step, n, _rate(n, actors[0]), _rate(n, previous), final))
+    return steps, rows
