@@ -105,9 +105,9 @@ def cmd_demo(args) -> int:
 
 
 def _summary(day: dt.date) -> str:
-    from metrics_pipeline.defs.resources import build_resources
+    from metrics_pipeline.defs.resources import warehouse_from_env
 
-    warehouse = build_resources()["warehouse"]
+    warehouse = warehouse_from_env()
     rows = warehouse.metric_rows(dimension="")
     by_grain: dict[str, set[str]] = {}
     for r in rows:
@@ -123,26 +123,33 @@ def _summary(day: dt.date) -> str:
 
 
 def cmd_query(args) -> int:
-    from metrics_pipeline.defs.resources import build_resources
+    from metrics_pipeline import query
+    from metrics_pipeline.defs.resources import warehouse_from_env
     from metrics_pipeline.metrics.catalog import metric
 
     try:
-        metric(args.metric)
+        definition = metric(args.metric)
     except KeyError:
         raise ConfigError(f"unknown metric {args.metric!r} (see METRICS.md or the asset descriptions)") from None
-    warehouse = build_resources()["warehouse"]
+    if args.grain not in definition.grains:
+        raise ConfigError(f"{args.metric} has no grain {args.grain!r}; it has {', '.join(definition.grains)}")
+    warehouse = warehouse_from_env()
     end = (args.to + dt.timedelta(days=1)).isoformat() if args.to else None
     rows = warehouse.metric_rows([args.metric], args.grain, args.from_.isoformat() if args.from_ else None, end,
                                  dimension=args.dimension if args.dimension is not None else "")
+    if args.value is not None:
+        rows = [r for r in rows if r["dimension_value"] == args.value]
+    if args.rollup:
+        rows = query.rollup(rows, definition, args.rollup)
+    if args.growth:
+        rows = query.with_growth(rows)
+    if args.latest:
+        rows = query.latest(rows)
     if not rows:
-        print(f"no rows for {args.metric} at grain {args.grain} in that range (run a backfill first?)",
+        print(f"no rows for {args.metric} at grain {args.grain} with those filters (run a backfill first?)",
               file=sys.stderr)
         return 1
-    print(f"{'period_start':<19}  {'dimension':<33}  {'value':>16}")
-    for r in rows:
-        dim = f"{r['dimension']}={r['dimension_value']}" if r["dimension"] else "(total)"
-        value = "NULL" if r["value"] is None else f"{r['value']:,.6f}".rstrip("0").rstrip(".")
-        print(f"{r['period_start']:<19}  {dim:<33}  {value:>16}")
+    print(query.render(rows, args.format))
     return 0
 
 
@@ -176,6 +183,11 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--from", dest="from_", type=_date, help="first period_start (inclusive)")
     q.add_argument("--to", type=_date, help="last period_start (inclusive)")
     q.add_argument("--dimension", help="a breakdown (e.g. platform); default: totals only")
+    q.add_argument("--value", help="only this dimension value (with --dimension), e.g. ios")
+    q.add_argument("--latest", action="store_true", help="only the newest period")
+    q.add_argument("--rollup", choices=("week", "month"), help="sum an additive metric into a coarser grain")
+    q.add_argument("--growth", action="store_true", help="add the previous period's value and the growth")
+    q.add_argument("--format", choices=("table", "csv", "json"), default="table")
     q.set_defaults(fn=cmd_query)
     return p
 

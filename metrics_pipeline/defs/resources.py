@@ -26,3 +26,8 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
         **{resource_key(db): SourceDatabase(name=db, url=_url(db)) for db in DATABASES},
         "warehouse": Warehouse(url=_url("warehouse")),
     }
+
+
+def warehouse_from_env() -> Warehouse:
+    """The warehouse for use outside Dagster (CLI), its URL resolved from the environment now."""
+    return Warehouse(url=database_url("warehouse"))

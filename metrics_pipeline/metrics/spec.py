@@ -22,8 +22,10 @@ from metrics_pipeline.metrics.periods import Period
 ALL_GRAINS = ("hour", "day", "week", "month")
 DAY_WEEK_MONTH = ("day", "week", "month")
 
-# How an empty period reads: additive metrics are 0, ratios/averages/percentiles NULL (edge rule 2).
-Kind = Literal["additive", "ratio", "balance"]
+# How a metric combines across periods, and reads when empty (edge rule 2): additive counts and sums
+# add up and are 0 when empty; distinct counts and balances are 0 when empty but never add up;
+# ratios, averages and percentiles are NULL when empty.
+Kind = Literal["additive", "distinct", "ratio", "balance"]
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,10 @@ class MetricSpec(MetricDef):
         missing = {self.time, *self.dims} - set(TABLES[self.table].column_names)
         if missing:
             raise ValueError(f"metric {self.name}: {self.table} has no column(s) {sorted(missing)}")
-        if self.denominator is not None and self.kind != "ratio":
+        if self.denominator is not None:
             object.__setattr__(self, "kind", "ratio")
+        elif self.measure.agg == "count_distinct":
+            object.__setattr__(self, "kind", "distinct")
 
 
 @dataclass(frozen=True)
