@@ -5,18 +5,13 @@ import datetime as dt
 
 import dagster as dg
 
-from metrics_pipeline.defs.metric_assets import OWNERS, materialization_metadata, window_periods
+from metrics_pipeline.defs.metric_assets import OWNERS, materialization_metadata, table_schema, window_periods
 from metrics_pipeline.defs.resources import resource_key
-from metrics_pipeline.defs.sources import column_schema, source_key
+from metrics_pipeline.defs.sources import source_key
 from metrics_pipeline.metrics import cohorts, funnel
 from metrics_pipeline.partitions import PARTITIONS
 from metrics_pipeline.resources.warehouse import metric_replacement
 from metrics_pipeline.warehouse_schema import conversion_funnel, retention_cohorts
-
-
-def _table_schema(table) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(c.name, str(c.type), description=c.comment or "")
-                                   for c in table.columns])
 
 
 @dg.asset(
@@ -31,7 +26,7 @@ def _table_schema(table) -> dg.TableSchema:
     kinds={"sql"},
     owners=OWNERS,
     tags={"grain": "week", "domain": "cohorts"},
-    metadata={"dagster/column_schema": _table_schema(retention_cohorts), "dagster/table_name": "retention_cohorts"},
+    metadata={"dagster/column_schema": table_schema(retention_cohorts), "dagster/table_name": "retention_cohorts"},
     required_resource_keys={resource_key("app"), "warehouse"},
 )
 def weekly_retention_cohorts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -64,7 +59,7 @@ def weekly_retention_cohorts(context: dg.AssetExecutionContext) -> dg.Materializ
     kinds={"sql"},
     owners=OWNERS,
     tags={"grain": "day", "domain": "cohorts"},
-    metadata={"dagster/column_schema": _table_schema(conversion_funnel), "dagster/table_name": "conversion_funnel"},
+    metadata={"dagster/column_schema": table_schema(conversion_funnel), "dagster/table_name": "conversion_funnel"},
     required_resource_keys={resource_key("interactions"), "warehouse"},
 )
 def daily_conversion_funnel(context: dg.AssetExecutionContext) -> dg.MaterializeResult:

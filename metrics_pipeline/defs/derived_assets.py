@@ -3,11 +3,12 @@
 import dagster as dg
 
 from metrics_pipeline.defs.metric_assets import (
-    METRIC_ASSETS, OWNERS, materialization_metadata, metric_values_schema, window_periods,
+    METRIC_ASSETS, OWNERS, materialization_metadata, table_schema, window_periods,
 )
 from metrics_pipeline.metrics.catalog import domain_of
 from metrics_pipeline.metrics.derived import DERIVED, derived_rows, inputs
 from metrics_pipeline.partitions import GRAIN_ADJECTIVE, PARTITIONS
+from metrics_pipeline.warehouse_schema import metric_values
 
 
 def build_derived_asset(grain: str) -> dg.AssetsDefinition:
@@ -28,17 +29,14 @@ def build_derived_asset(grain: str) -> dg.AssetsDefinition:
         kinds={"sql"},
         owners=OWNERS,
         tags={"grain": grain, "domain": "derived"},
-        metadata={"metrics": ", ".join(d.name for d in metrics), "dagster/column_schema": metric_values_schema(),
+        metadata={"metrics": ", ".join(d.name for d in metrics), "dagster/column_schema": table_schema(metric_values),
                   "dagster/table_name": "metric_values"},
         required_resource_keys={"warehouse"},
     )
     def _derived(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         periods = window_periods(context, grain)
         warehouse = context.resources.warehouse
-        totals: dict[str, dict] = {}
-        for r in warehouse.metric_rows(inputs(grain), grain, periods[0].key, periods[-1].end_key, dimension=""):
-            totals.setdefault(r["period_start"], {})[r["metric"]] = r["value"]
-        rows = derived_rows(grain, periods, totals)
+        rows = derived_rows(grain, periods, warehouse.totals(inputs(grain), grain, periods[0].key, periods[-1].end_key))
         warehouse.replace_metric_rows(rows, grain=grain, metrics=[d.name for d in metrics], periods=periods,
                                       source="derived", asset=name, run_id=context.run.run_id)
         return dg.MaterializeResult(metadata=materialization_metadata(rows, periods))

@@ -6,6 +6,7 @@ rows of `metric_values` in one warehouse transaction. Backfills run as a single 
 """
 
 import dagster as dg
+import sqlalchemy as sa
 
 from metrics_pipeline.metrics.catalog import DOMAINS
 from metrics_pipeline.metrics.engine import compute_domain
@@ -40,9 +41,10 @@ def _description(domain: Domain, grain: str) -> str:
     return "\n".join(lines)
 
 
-def metric_values_schema() -> dg.TableSchema:
+def table_schema(table: sa.Table) -> dg.TableSchema:
+    """`dagster/column_schema` of a warehouse table, from its SQLAlchemy definition and comments."""
     return dg.TableSchema(columns=[
-        dg.TableColumn(c.name, str(c.type), description=c.comment or "") for c in metric_values.columns
+        dg.TableColumn(c.name, str(c.type), description=c.comment or "") for c in table.columns
     ])
 
 
@@ -85,7 +87,7 @@ def build_metric_asset(domain: Domain, grain: str) -> dg.AssetsDefinition:
         kinds={"sql"},
         owners=OWNERS,
         tags={"grain": grain, "domain": domain.name},
-        metadata={"metrics": ", ".join(metrics), "dagster/column_schema": metric_values_schema(),
+        metadata={"metrics": ", ".join(metrics), "dagster/column_schema": table_schema(metric_values),
                   "dagster/table_name": "metric_values"},
         required_resource_keys={db_key, "warehouse"},
     )

@@ -111,6 +111,13 @@ class Warehouse(dg.ConfigurableResource):
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(metric_values)).scalar_one()
 
+    def totals(self, metrics: Iterable[str], grain: str, start: str, end: str) -> dict[str, dict[str, float | None]]:
+        """{period_start: {metric: value}} of the total rows (dimension '') with start <= period_start < end."""
+        out: dict[str, dict[str, float | None]] = {}
+        for r in self.metric_rows(sorted(metrics), grain, start, end, dimension=""):
+            out.setdefault(r["period_start"], {})[r["metric"]] = r["value"]
+        return out
+
     def metric_rows(
         self, metrics: Iterable[str] | None = None, grain: str | None = None, start: str | None = None,
         end: str | None = None, dimension: str | None = None,
