@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import dagster as dg
 
-from metrics_pipeline.defs.automation import JOBS, SCHEDULES, assets_of
+from metrics_pipeline.defs.automation import JOBS, SCHEDULES, assets_of, observe_sources_job
 from metrics_pipeline.defs.checks import ASSET_CHECKS
 from metrics_pipeline.defs.resources import build_resources
-from metrics_pipeline.defs.sources import SOURCE_ASSETS
+from metrics_pipeline.defs.sources import SOURCE_OBSERVERS
 from metrics_pipeline.partitions import GRAINS
 
 
 def build_defs(resources: dict | None = None) -> dg.Definitions:
     """The Definitions, with resources from the environment unless given (tests pass their own)."""
     return dg.Definitions(
-        assets=[*SOURCE_ASSETS, *(a for grain in GRAINS for a in assets_of(grain))],
+        assets=[*SOURCE_OBSERVERS, *(a for grain in GRAINS for a in assets_of(grain))],
         asset_checks=ASSET_CHECKS,
-        jobs=list(JOBS.values()),
+        jobs=[*JOBS.values(), observe_sources_job],
         schedules=SCHEDULES,
         resources=resources if resources is not None else build_resources(),
     )

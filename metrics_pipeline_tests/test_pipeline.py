@@ -182,6 +182,18 @@ def test_single_run_backfill_policy_and_tags():
 
 
 def test_source_assets_grouped_by_database():
-    specs = [a for a in defs.assets if isinstance(a, dg.AssetSpec)]
-    assert {s.key for s in specs} == {source_key(t) for t in TABLES}
-    assert all(s.group_name == f"{s.key.path[0]}_source" for s in specs)
+    graph = defs.resolve_asset_graph()
+    sources = {key for key in graph.get_all_asset_keys() if len(key.path) == 2}
+    assert sources == {source_key(t) for t in TABLES}
+    assert all(graph.get(k).group_name == f"{k.path[0]}_source" and graph.get(k).is_observable for k in sources)
+
+
+def test_observing_sources_reports_row_count_and_watermark(sources):
+    sources.insert("users", {"created_at": "2026-01-05 10:00:00", "updated_at": "2026-01-05 10:00:00"},
+                   {"created_at": "2026-01-05 11:00:00", "updated_at": "2026-01-09 08:30:00.250000"})
+    instance = dg.DagsterInstance.ephemeral()
+    job = sources.defs().resolve_job_def("observe_sources_job")
+    assert job.execute_in_process(instance=instance).success
+    event = instance.fetch_observations(source_key("users"), limit=1).records[0].asset_observation
+    assert event.metadata["row_count"].value == 2
+    assert event.metadata["newest_updated_at"].value.startswith("2026-01-09 08:30:00.25")

@@ -7,6 +7,7 @@ import dagster as dg
 from metrics_pipeline.defs.cohort_assets import COHORT_ASSETS
 from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS
+from metrics_pipeline.defs.sources import SOURCE_OBSERVERS
 from metrics_pipeline.defs.summary_assets import SUMMARY_ASSETS
 from metrics_pipeline.partitions import GRAIN_ADJECTIVE, GRAINS
 
@@ -31,6 +32,12 @@ JOBS = {
     )
     for grain in GRAINS
 }
+
+observe_sources_job = dg.define_asset_job(
+    "observe_sources_job",
+    selection=dg.AssetSelection.assets(*(key for o in SOURCE_OBSERVERS for key in o.keys)),
+    description="Observes every source table: row count and newest updated_at (the late-data watermark).",
+)
 
 nightly_schedule = dg.build_schedule_from_partitioned_job(
     JOBS["day"],

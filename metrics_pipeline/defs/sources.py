@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dagster as dg
+import sqlalchemy as sa
 
-from metrics_pipeline.contract import TABLES, SourceTable
+from metrics_pipeline.contract import DATABASES, TABLES, SourceTable
 
 _SQL_TYPES = {"text": "TEXT", "ts": "TIMESTAMP", "int": "INTEGER", "date": "DATE"}
 
@@ -37,3 +38,35 @@ SOURCE_ASSETS = [
     )
     for t in TABLES.values()
 ]
+
+
+def observe_table(conn: sa.Connection, table: SourceTable) -> dict:
+    """Row count and newest `updated_at` of a source table (the late-data watermark)."""
+    t = table.sa_table()
+    count, newest = conn.execute(sa.select(sa.func.count(), sa.func.max(t.c.updated_at))).one()
+    return {"row_count": int(count), "newest_updated_at": None if newest is None else str(newest)}
+
+
+def _build_observer(database: str) -> dg.AssetsDefinition:
+    specs = [s for s in SOURCE_ASSETS if s.key.path[0] == database]
+
+    @dg.multi_observable_source_asset(
+        specs=specs, name=f"observe_{database}_sources", required_resource_keys={f"{database}_db"},
+        description=f"Observes the `{database}` source tables: row count and newest updated_at.",
+    )
+    def _observe(context):
+        tables = [TABLES[s.key.path[-1]] for s in specs]
+        with getattr(context.resources, f"{database}_db").connect([t.name for t in tables]) as conn:
+            for table in tables:
+                seen = observe_table(conn, table)
+                yield dg.ObserveResult(
+                    asset_key=source_key(table.name),
+                    metadata={"row_count": dg.MetadataValue.int(seen["row_count"]),
+                              "newest_updated_at": seen["newest_updated_at"] or "none"},
+                    data_version=dg.DataVersion(f"{seen['row_count']}@{seen['newest_updated_at']}"),
+                )
+
+    return _observe
+
+
+SOURCE_OBSERVERS = [_build_observer(db) for db in DATABASES]
