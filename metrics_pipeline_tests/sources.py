@@ -28,6 +28,16 @@ DEFAULTS = {
     "matches": {"user_a_id": "a", "user_b_id": "b"},
     "video_calls": {"match_id": "m"},
     "events": {"actor_id": "a", "event_name": "app_open", "platform": "ios", "app_version": "1.0"},
+    "contacts": {"account_id": "acc1"},
+    "campaigns": {"account_id": "acc1", "name": "campaign", "status": "draft", "recipients_count": 0},
+    "conversations": {"account_id": "acc1", "contact_id": "k"},
+    "messages": {"account_id": "acc1", "conversation_id": "v", "contact_id": "k", "direction": "outbound",
+                 "status": "queued"},
+    "marketing_posts": {"platform": "tiktok", "category": "general", "status": "draft", "views": 0, "likes": 0,
+                        "comments": 0, "shares": 0},
+    # no timestamp column to take updated_at from (`date` is a DATE): give one
+    "ad_spend_daily": {"channel": "meta_ads", "spend_cents": 0, "impressions": 0, "clicks": 0, "conversions": 0,
+                       "updated_at": "2026-01-01 00:00:00"},
 }
 
 

@@ -16,7 +16,8 @@ from metrics_pipeline.metrics.catalog import DOMAINS
 from metrics_pipeline.metrics.revenue import MOVEMENTS, mrr_at, mrr_identity_breaks
 from metrics_pipeline.metrics.spec import Domain
 from metrics_pipeline.metrics.validity import invalid_row_report
-from metrics_pipeline.metrics.sqltime import timestamp_literal
+from metrics_pipeline.metrics.periods import Period
+from metrics_pipeline.metrics.sqltime import date_literal, timestamp_literal
 from metrics_pipeline.partitions import PARTITIONS
 
 DAGSTER_SEVERITY = {"low": dg.AssetCheckSeverity.WARN, "medium": dg.AssetCheckSeverity.WARN,
@@ -61,10 +62,16 @@ def build_mrr_identity_check(grain: str) -> dg.AssetChecksDefinition:
     return _check
 
 
-def _window(columns: list[str], lo: str, hi: str):
-    """Rows whose time column(s) fall in [lo, hi) (pre-rendered timestamp literals)."""
-    return lambda t: sa.or_(*(sa.and_(t.c[c] >= sa.literal_column(lo), t.c[c] < sa.literal_column(hi))
-                              for c in columns))
+def _window(table: str, columns: list[str], periods: list[Period], dialect: str):
+    """Rows whose time column(s) fall in the periods' span (DATE columns by local calendar date)."""
+    def bounds(column: str) -> tuple[str, str]:
+        if TABLES[table].column(column).kind == "date":
+            return (date_literal(periods[0].start.date(), dialect), date_literal(periods[-1].end.date(), dialect))
+        return (timestamp_literal(periods[0].start_utc, dialect), timestamp_literal(periods[-1].end_utc, dialect))
+
+    return lambda t: sa.or_(*(
+        sa.and_(t.c[c] >= sa.literal_column(bounds(c)[0]), t.c[c] < sa.literal_column(bounds(c)[1]))
+        for c in columns))
 
 
 def _time_columns(domain: Domain, grain: str, table: str) -> list[str]:
@@ -87,11 +94,9 @@ def build_valid_rows_check(domain: Domain, grain: str) -> dg.AssetChecksDefiniti
         periods = window_periods(context, grain)
         found = []
         with getattr(context.resources, resource_key(domain.database)).connect(tables) as conn:
-            d = conn.dialect.name
-            lo = timestamp_literal(periods[0].start_utc, d)
-            hi = timestamp_literal(periods[-1].end_utc, d)
             for name in tables:
-                found += invalid_row_report(conn, TABLES[name], _window(_time_columns(domain, grain, name), lo, hi))
+                window = _window(name, _time_columns(domain, grain, name), periods, conn.dialect.name)
+                found += invalid_row_report(conn, TABLES[name], window)
         bad_rows = sum(v.rows for v in found)
         return _result(
             not found, "medium",

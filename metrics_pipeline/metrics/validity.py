@@ -92,9 +92,11 @@ def invalid_row_report(
     """Every rule broken by rows of `table` (those matching `window`), with counts and a few row ids."""
     t = table.sa_table()
     where = window(t) if window is not None else sa.true()
-    id_col = sa.cast(t.c[table.key[0]], sa.Text) if len(table.key) == 1 else sa.literal("")
-    if len(table.key) > 1:
-        id_col = sa.func.concat(*(x for k in table.key for x in (sa.cast(t.c[k], sa.Text), sa.literal("|"))))
+    # a composite key reads "2026-01-05|meta_ads|c1"; `+` on text renders as `||` on both engines
+    parts = [sa.cast(t.c[k], sa.Text) for k in table.key]
+    id_col = parts[0]
+    for part in parts[1:]:
+        id_col = id_col + sa.literal("|", sa.Text) + part
     found = []
     for rule in rules(table):
         bad = sa.and_(where, rule.violated(t, table.column(rule.column).allowed))
