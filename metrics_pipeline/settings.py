@@ -72,3 +72,17 @@ class PartitionSettings:
 
 def partition_settings() -> PartitionSettings:
     return PartitionSettings(start_date(), timezone_name())
+
+
+EXPORT_URI_ENV = "METRICS_EXPORT_URI"
+EXPORT_S3_ENDPOINT_ENV = "METRICS_EXPORT_S3_ENDPOINT_URL"
+
+
+def export_uri() -> str:
+    """`METRICS_EXPORT_URI` (`s3://bucket/prefix` or a folder), default `$METRICS_DATA_DIR/exports`."""
+    return os.environ.get(EXPORT_URI_ENV) or str(data_dir() / "exports")
+
+
+def export_s3_endpoint_url() -> str | None:
+    """`METRICS_EXPORT_S3_ENDPOINT_URL` for S3-compatible stores (MinIO, R2, moto); None means AWS."""
+    return os.environ.get(EXPORT_S3_ENDPOINT_ENV) or None

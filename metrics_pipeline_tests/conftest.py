@@ -30,10 +30,10 @@ def sources(request, tmp_path):
 
     if request.param == "sqlite":
         made = Sources({db: f"sqlite:///{tmp_path}/{db}.db" for db in DATABASES},
-                       f"sqlite:///{tmp_path}/warehouse.db")
+                       f"sqlite:///{tmp_path}/warehouse.db", str(tmp_path / "exports"))
     else:
         factory = request.getfixturevalue("postgres_url_factory")
-        made = Sources({db: factory(db) for db in DATABASES}, factory("warehouse"))
+        made = Sources({db: factory(db) for db in DATABASES}, factory("warehouse"), str(tmp_path / "exports"))
     yield made
     for engine in made.engines.values():
         engine.dispose()

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from metrics_pipeline.contract import DATABASES, TABLES, tables_of
 from metrics_pipeline.definitions import build_defs
 from metrics_pipeline.resources import SourceDatabase, Warehouse
+from metrics_pipeline.resources.exporter import ExportResource
 
 _ids = itertools.count(1)
 
@@ -57,10 +58,11 @@ def _row(table: str, values: dict) -> dict:
 
 @dataclass
 class Sources:
-    """Four source databases and a warehouse on one backend ('sqlite' or 'postgres')."""
+    """Four source databases, a warehouse and an export folder, on one backend ('sqlite' or 'postgres')."""
 
     urls: dict[str, str]
     warehouse_url: str
+    export_uri: str
     engines: dict[str, sa.Engine] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -87,7 +89,7 @@ class Sources:
 
     def resources(self) -> dict:
         return {**{f"{db}_db": SourceDatabase(name=db, url=self.urls[db]) for db in DATABASES},
-                "warehouse": Warehouse(url=self.warehouse_url)}
+                "warehouse": Warehouse(url=self.warehouse_url), "exporter": ExportResource(uri=self.export_uri)}
 
     def defs(self) -> dg.Definitions:
         return build_defs(self.resources())

@@ -6,6 +6,7 @@ import dagster as dg
 
 from metrics_pipeline.defs.cohort_assets import COHORT_ASSETS
 from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
+from metrics_pipeline.defs.export_assets import EXPORT_ASSETS
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS
 from metrics_pipeline.defs.sources import SOURCE_OBSERVERS
 from metrics_pipeline.defs.summary_assets import SUMMARY_ASSETS
@@ -20,7 +21,8 @@ def assets_of(grain: str) -> list[dg.AssetsDefinition]:
     """Every asset partitioned by `grain`, in dependency order for readers (Dagster orders runs itself)."""
     own = [a for (_, g), a in METRIC_ASSETS.items() if g == grain]
     derived = [DERIVED_ASSETS[grain]] if grain in DERIVED_ASSETS else []
-    return own + derived + COHORT_ASSETS.get(grain, []) + SUMMARY_ASSETS.get(grain, [])
+    exports = EXPORT_ASSETS if grain == "month" else []
+    return own + derived + COHORT_ASSETS.get(grain, []) + SUMMARY_ASSETS.get(grain, []) + exports
 
 
 JOBS = {

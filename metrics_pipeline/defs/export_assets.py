@@ -4,29 +4,18 @@ The writing itself (layout, atomicity, manifests, stale files) is `metrics_pipel
 module only wires it to the warehouse and the `exporter` resource.
 """
 
-import os
-
 import dagster as dg
 
 from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS, OWNERS, window_periods
-from metrics_pipeline.exports import (
-    EXPORT_S3_ENDPOINT_ENV, EXPORT_TABLES, EXPORT_URI_ENV, MANIFEST, MonthExport, export_month, export_uri,
-)
+from metrics_pipeline.exports import EXPORT_TABLES, MANIFEST, MonthExport, export_month
+from metrics_pipeline.settings import EXPORT_URI_ENV
 from metrics_pipeline.partitions import PARTITIONS
-from metrics_pipeline.resources.exporter import ExportResource
 
 EXPORT_RESOURCE_KEY = "exporter"
 # The daily KPI summary table's asset (built elsewhere): the export reads its table, so lineage needs it.
 KPI_SUMMARY_KEY = dg.AssetKey("daily_kpi_summary")
 MAX_LISTED_FILES = 40
-
-
-def export_resource_from_env() -> ExportResource:
-    """The exporter configured from METRICS_EXPORT_URI / METRICS_EXPORT_S3_ENDPOINT_URL (EnvVar when set)."""
-    uri = dg.EnvVar(EXPORT_URI_ENV) if os.environ.get(EXPORT_URI_ENV) else export_uri()
-    endpoint = dg.EnvVar(EXPORT_S3_ENDPOINT_ENV) if os.environ.get(EXPORT_S3_ENDPOINT_ENV) else None
-    return ExportResource(uri=uri, s3_endpoint_url=endpoint)
 
 
 def export_upstream(kpi_summary_key: dg.AssetKey | None = KPI_SUMMARY_KEY) -> list[dg.AssetKey]:
@@ -91,6 +80,7 @@ def build_export_asset(kpi_summary_key: dg.AssetKey | None = KPI_SUMMARY_KEY) ->
         required_resource_keys={"warehouse", EXPORT_RESOURCE_KEY},
     )
     def monthly_export(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        # the `exporter` resource is metrics_pipeline.resources.exporter.ExportResource
         target = getattr(context.resources, EXPORT_RESOURCE_KEY).target()
         target.check()
         months = [p.key for p in window_periods(context, "month")]
@@ -116,5 +106,5 @@ def build_export_asset(kpi_summary_key: dg.AssetKey | None = KPI_SUMMARY_KEY) ->
 monthly_export = build_export_asset()
 EXPORT_ASSETS = [monthly_export]
 
-__all__ = ["EXPORT_ASSETS", "EXPORT_RESOURCE_KEY", "KPI_SUMMARY_KEY", "build_export_asset",
-           "export_resource_from_env", "monthly_export"]
+__all__ = ["EXPORT_ASSETS", "EXPORT_RESOURCE_KEY", "KPI_SUMMARY_KEY", "build_export_asset", "export_upstream",
+           "monthly_export"]

@@ -8,6 +8,7 @@ import dagster as dg
 
 from metrics_pipeline.contract import DATABASES
 from metrics_pipeline.resources import SourceDatabase, Warehouse
+from metrics_pipeline.resources.exporter import ExportResource
 from metrics_pipeline.settings import database_url, url_env_var
 
 
@@ -25,6 +26,7 @@ def build_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         **{resource_key(db): SourceDatabase(name=db, url=_url(db)) for db in DATABASES},
         "warehouse": Warehouse(url=_url("warehouse")),
+        "exporter": ExportResource.from_env(),
     }
 
 
