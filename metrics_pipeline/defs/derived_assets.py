@@ -3,7 +3,7 @@
 import dagster as dg
 
 from metrics_pipeline.defs.metric_assets import (
-    METRIC_ASSETS, OWNERS, materialization_metadata, table_schema, window_periods,
+    METRIC_ASSETS, OWNERS, materialization_metadata, record_partition_values, table_schema, window_periods,
 )
 from metrics_pipeline.metrics.catalog import domain_of
 from metrics_pipeline.metrics.derived import DERIVED, derived_rows, inputs
@@ -39,6 +39,7 @@ def build_derived_asset(grain: str) -> dg.AssetsDefinition:
         rows = derived_rows(grain, periods, warehouse.totals(inputs(grain), grain, periods[0].key, periods[-1].end_key))
         warehouse.replace_metric_rows(rows, grain=grain, metrics=[d.name for d in metrics], periods=periods,
                                       source="derived", asset=name, run_id=context.run.run_id)
+        record_partition_values(context, rows, periods)
         return dg.MaterializeResult(metadata=materialization_metadata(rows, periods))
 
     return _derived

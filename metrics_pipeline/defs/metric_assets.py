@@ -71,6 +71,26 @@ def materialization_metadata(rows: list[MetricRow], periods: list[Period]) -> di
     return meta
 
 
+def record_partition_values(context: dg.AssetExecutionContext, rows: list[MetricRow], periods: list[Period]) -> None:
+    """One observation per partition with that partition's totals, so the UI plots values over time.
+
+    A single-run range can only attach one metadata set to all its materializations (a Dagster
+    limitation), so range runs add these. Hourly ranges are skipped: thousands of events for little
+    insight, and each costs a write to the event log.
+    """
+    if len(periods) == 1 or periods[0].grain == "hour":
+        return
+    keys = context.partition_keys
+    assert len(keys) == len(periods), (keys[:3], [p.key for p in periods[:3]])
+    by_period: dict[str, dict] = {}
+    for r in rows:
+        if r.dimension == "" and r.value is not None:
+            by_period.setdefault(r.period_start, {})[r.metric] = dg.MetadataValue.float(r.value)
+    for key, period in zip(keys, periods, strict=True):
+        context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=key,
+                                              metadata=by_period.get(period.key, {})))
+
+
 def build_metric_asset(domain: Domain, grain: str) -> dg.AssetsDefinition:
     name = asset_name(domain, grain)
     tables = domain.tables_for(grain)
@@ -101,6 +121,7 @@ def build_metric_asset(domain: Domain, grain: str) -> dg.AssetsDefinition:
             rows, grain=grain, metrics=metrics, periods=periods, source=domain.database,
             asset=name, run_id=context.run.run_id)
         context.log.info(f"{name}: replaced {written} rows of metric_values")
+        record_partition_values(context, rows, periods)
         return dg.MaterializeResult(metadata=materialization_metadata(rows, periods))
 
     return _metric_asset
