@@ -119,3 +119,20 @@ def test_funnel_cohort_is_provisional_until_its_window_closes(sources, as_of, fi
     with sources.engines["interactions"].connect() as conn:
         steps, _ = funnel(conn, days, as_of)
     assert {s.is_final for s in steps} == {final}
+
+
+def test_provisional_funnel_cohorts_are_recomputed_nightly_in_one_run():
+    import dagster as dg
+
+    from metrics_pipeline.definitions import defs
+
+    schedule = defs.resolve_schedule_def("provisional_funnel_refresh")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    context = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 3, 20, 1, 30, tzinfo=dt.timezone.utc),
+        repository_def=defs.get_repository_def())
+    (request,) = schedule.evaluate_tick(context).run_requests
+    # yesterday 03-19 back to 03-05: the 15 cohorts whose window has not closed by 03-20 (03-05 + 15 days)
+    assert request.tags["dagster/asset_partition_range_start"] == "2026-03-05"
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-03-19"
+    assert request.run_key == "funnel:2026-03-05..2026-03-19"
