@@ -86,3 +86,19 @@ def export_uri() -> str:
 def export_s3_endpoint_url() -> str | None:
     """`METRICS_EXPORT_S3_ENDPOINT_URL` for S3-compatible stores (MinIO, R2, moto); None means AWS."""
     return os.environ.get(EXPORT_S3_ENDPOINT_ENV) or None
+
+
+# Schedules: when each grain's job runs, in METRICS_TIMEZONE (cron syntax).
+DEFAULT_CRONS = {"hour": "5 * * * *", "day": "0 1 * * *", "week": "0 2 * * 1", "month": "0 4 1 * *"}
+CRON_ENV = {"hour": "METRICS_HOURLY_CRON", "day": "METRICS_DAILY_CRON", "week": "METRICS_WEEKLY_CRON",
+            "month": "METRICS_MONTHLY_CRON"}
+
+
+def schedule_cron(grain: str) -> str:
+    """The cron of `grain`'s schedule: METRICS_<HOURLY|DAILY|WEEKLY|MONTHLY>_CRON or the default."""
+    from dagster._utils.schedules import is_valid_cron_string  # noqa: PLC0415 - dagster's own validator
+
+    raw = os.environ.get(CRON_ENV[grain], DEFAULT_CRONS[grain])
+    if not is_valid_cron_string(raw):
+        raise ConfigError(f"{CRON_ENV[grain]}={raw!r} is not a valid cron expression (e.g. {DEFAULT_CRONS[grain]!r})")
+    return raw

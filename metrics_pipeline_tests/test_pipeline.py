@@ -1,5 +1,5 @@
 """Dagster-level behaviour: idempotent partition replacement, single-run ranges equal per-partition
-runs, the blocking MRR identity check, the nightly schedule, and the definitions' lineage."""
+runs, the blocking MRR identity check, the schedules, and the definitions' lineage."""
 
 from __future__ import annotations
 
@@ -116,17 +116,45 @@ def test_invalid_source_rows_are_reported_not_counted(sources, materialize):
     assert values(sources, "gross_revenue", "day") == {"2026-01-05": 5.0}
 
 
-def test_nightly_schedule_requests_yesterday():
-    schedule = defs.resolve_schedule_def("nightly_daily_metrics")
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    assert schedule.cron_schedule == "0 1 * * *"
-    context = dg.build_schedule_context(
-        scheduled_execution_time=dt.datetime(2026, 3, 10, 1, 0, tzinfo=dt.timezone.utc),
-        repository_def=defs.get_repository_def())
+@pytest.mark.parametrize("name, at, key, job", [
+    ("hourly_metrics_schedule", dt.datetime(2026, 3, 10, 13, 5), "2026-03-10-12:00", "hourly_metrics_job"),
+    ("daily_metrics_schedule", dt.datetime(2026, 3, 10, 1, 0), "2026-03-09", "daily_metrics_job"),
+    ("weekly_metrics_schedule", dt.datetime(2026, 3, 9, 2, 0), "2026-03-02", "weekly_metrics_job"),  # a Monday
+    ("monthly_metrics_schedule", dt.datetime(2026, 3, 1, 4, 0), "2026-02-01", "monthly_metrics_job"),
+])
+def test_each_grain_schedule_requests_its_last_closed_period_once(name, at, key, job):
+    schedule = defs.resolve_schedule_def(name)
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING and schedule.job_name == job
+    context = dg.build_schedule_context(scheduled_execution_time=at.replace(tzinfo=dt.timezone.utc),
+                                        repository_def=defs.get_repository_def())
     (request,) = schedule.evaluate_tick(context).run_requests
-    assert request.partition_key == "2026-03-09"
-    assert request.run_key == "2026-03-09"
-    assert schedule.job_name == "daily_metrics_job"
+    assert request.partition_key == key
+    assert request.run_key.endswith(key)  # a tick that runs again asks for the same run key: never run twice
+    assert request.tags["trigger"] == "schedule"
+
+
+def test_default_crons_and_overrides(monkeypatch):
+    from metrics_pipeline.settings import ConfigError, schedule_cron
+
+    assert [defs.resolve_schedule_def(f"{a}_metrics_schedule").cron_schedule
+            for a in ("hourly", "daily", "weekly", "monthly")] == ["5 * * * *", "0 1 * * *", "0 2 * * 1", "0 4 1 * *"]
+    monkeypatch.setenv("METRICS_DAILY_CRON", "30 3 * * *")
+    assert schedule_cron("day") == "30 3 * * *"
+    monkeypatch.setenv("METRICS_WEEKLY_CRON", "every monday")
+    with pytest.raises(ConfigError, match="METRICS_WEEKLY_CRON='every monday' is not a valid cron"):
+        schedule_cron("week")
+
+
+def test_last_closed_periods_across_dst_in_new_york():
+    from metrics_pipeline.metrics.periods import last_closed, partition_key
+
+    tz = "America/New_York"  # 2026-03-08: 02:00 EST jumps to 03:00 EDT
+    day = last_closed("day", dt.datetime(2026, 3, 9, 5, 0, tzinfo=dt.timezone.utc), tz)  # 01:00 EDT on the 9th
+    assert (day.key, day.start_utc, day.end_utc) == ("2026-03-08", dt.datetime(2026, 3, 8, 5), dt.datetime(2026, 3, 9, 4))
+    hour = last_closed("hour", dt.datetime(2026, 3, 8, 7, 5, tzinfo=dt.timezone.utc), tz)  # 03:05 EDT
+    assert partition_key(hour) == "2026-03-08-01:00" and hour.end_utc - hour.start_utc == dt.timedelta(hours=1)
+    week = last_closed("week", dt.datetime(2026, 3, 9, 6, 0, tzinfo=dt.timezone.utc), tz)  # Monday 02:00 EDT
+    assert week.key == "2026-03-02" and week.end_utc - week.start_utc == dt.timedelta(days=7, hours=-1)
 
 
 def test_lineage_is_exactly_what_each_asset_reads():

@@ -1,4 +1,4 @@
-"""Jobs per grain, the source observation job, and the schedules (nightly metrics, funnel refresh)."""
+"""Jobs per grain, the source observation job, and the schedules (one per grain, funnel refresh)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from metrics_pipeline.defs.metric_assets import METRIC_ASSETS
 from metrics_pipeline.defs.sources import SOURCE_OBSERVERS
 from metrics_pipeline.defs.summary_assets import SUMMARY_ASSETS
 from metrics_pipeline.metrics.funnel import FINAL_AFTER_DAYS
+from metrics_pipeline.metrics.periods import last_closed, partition_key
 from metrics_pipeline.partitions import GRAIN_ADJECTIVE, GRAINS, PARTITIONS
+from metrics_pipeline.settings import CRON_ENV, DEFAULT_CRONS, schedule_cron
 
 
 def job_name(grain: str) -> str:
@@ -46,15 +48,30 @@ observe_sources_job = dg.define_asset_job(
     description="Observes every source table: row count and newest updated_at (the late-data watermark).",
 )
 
-nightly_schedule = dg.build_schedule_from_partitioned_job(
-    JOBS["day"],
-    name="nightly_daily_metrics",
-    description="At 01:00 in METRICS_TIMEZONE, materializes yesterday's daily partition of every daily asset.",
-    hour_of_day=1,
-    minute_of_hour=0,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    tags={"trigger": "schedule"},
-)
+def build_grain_schedule(grain: str) -> dg.ScheduleDefinition:
+    """Runs every asset of `grain` for the newest closed period, once per period (run key)."""
+    partitions = PARTITIONS[grain]
+    adjective = GRAIN_ADJECTIVE[grain]
+
+    @dg.schedule(
+        name=f"{adjective}_metrics_schedule",
+        job=JOBS[grain],
+        cron_schedule=schedule_cron(grain),
+        execution_timezone=partitions.timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Materializes the last closed {grain} of every {adjective} asset "
+                    f"({CRON_ENV[grain]}, default '{DEFAULT_CRONS[grain]}', in METRICS_TIMEZONE).",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext):
+        period = last_closed(grain, context.scheduled_execution_time, partitions.timezone)
+        if period.start < partitions.start.replace(tzinfo=None):
+            return dg.SkipReason(f"{period.key} is before METRICS_START_DATE")
+        key = partition_key(period)
+        return dg.RunRequest(run_key=f"{grain}:{key}", partition_key=key,
+                             tags={"grain": grain, "trigger": "schedule"})
+
+    return _schedule
+
 
 funnel_refresh_job = dg.define_asset_job(
     "funnel_refresh_job",
@@ -90,4 +107,4 @@ def provisional_funnel_refresh(context: dg.ScheduleEvaluationContext):
         "grain": "day", "trigger": "schedule"})
 
 
-SCHEDULES = [nightly_schedule, provisional_funnel_refresh]
+SCHEDULES = [*(build_grain_schedule(g) for g in GRAINS), provisional_funnel_refresh]

@@ -150,3 +150,24 @@ def periods_subquery(
         for i, p in enumerate(periods)
     ]
     return values_subquery(name, PERIOD_COLUMNS + list(extra), rows)
+
+
+def last_closed(grain: str, instant: dt.datetime, tz: str) -> Period:
+    """The newest period of `grain` that has ended by the aware `instant` (its local calendar in `tz`).
+
+    Hours are real hours, found in UTC and labelled by local wall-clock time, so the hour skipped by
+    a spring-forward DST change never appears.
+    """
+    zone = zoneinfo.ZoneInfo(tz)
+    if grain == "hour":
+        end_utc = instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0, tzinfo=None)
+        start_utc = end_utc - dt.timedelta(hours=1)
+        local = [t.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None) for t in (start_utc, end_utc)]
+        return Period("hour", local[0], local[1], start_utc, end_utc, tz)
+    current = floor_to_grain(grain, instant.astimezone(zone).replace(tzinfo=None))
+    return make_period(grain, floor_to_grain(grain, current - dt.timedelta(microseconds=1)), tz)
+
+
+def partition_key(period: Period) -> str:
+    """The Dagster partition key of a period ('YYYY-MM-DD', or 'YYYY-MM-DD-HH:MM' for hours)."""
+    return period.start.strftime("%Y-%m-%d-%H:%M") if period.grain == "hour" else period.key
