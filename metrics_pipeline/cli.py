@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 
+from metrics_pipeline.alerts import SEVERITIES
 from metrics_pipeline.settings import ConfigError, data_dir, source_urls
 
 BACKFILL_ORDER = ("hour", "day", "week", "month")
@@ -153,6 +155,22 @@ def cmd_query(args) -> int:
     return 0
 
 
+def cmd_alerts(args) -> int:
+    from metrics_pipeline.defs.resources import warehouse_from_env
+
+    rows = warehouse_from_env().alerts(open_only=args.open, min_severity=args.severity)
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    print(f"{len(rows)} alert(s)" + (" open" if args.open else "") +
+          (f" at or above {args.severity}" if args.severity else ""))
+    for r in rows:
+        status = f"resolved {r['resolved_at']:%Y-%m-%d %H:%M}" if r["is_resolved"] else "OPEN"
+        print(f"[{r['severity']:<8}] {r['alert_type']:<19} {r['partition_key'] or '-':<16} {status:<22} "
+              f"x{r['occurrences']}  {r['message']}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="metrics-pipeline", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -189,6 +207,12 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--growth", action="store_true", help="add the previous period's value and the growth")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
     q.set_defaults(fn=cmd_query)
+
+    a = sub.add_parser("alerts", help="list data-quality alerts stored in the warehouse")
+    a.add_argument("--open", action="store_true", help="only alerts not resolved yet")
+    a.add_argument("--severity", choices=SEVERITIES, help="only this severity and above")
+    a.add_argument("--format", choices=("table", "json"), default="table")
+    a.set_defaults(fn=cmd_alerts)
     return p
 
 

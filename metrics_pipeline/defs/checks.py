@@ -7,22 +7,32 @@ Severity follows the project's four alert levels, mapped onto Dagster's WARN/ERR
 from collections import defaultdict
 
 import dagster as dg
-import sqlalchemy as sa
+
+from metrics_pipeline.alerts import Alert
 
 from metrics_pipeline.contract import TABLES
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS, window_periods
 from metrics_pipeline.defs.resources import resource_key
 from metrics_pipeline.metrics.catalog import DOMAINS
-from metrics_pipeline.metrics.revenue import MOVEMENTS, mrr_at, mrr_identity_breaks
+from metrics_pipeline.metrics.periods import Period, partition_key
+from metrics_pipeline.metrics.revenue import CENT, MOVEMENTS, mrr_at, mrr_identity_breaks
 from metrics_pipeline.metrics.spec import Domain
-from metrics_pipeline.metrics.validity import invalid_row_report
-from metrics_pipeline.metrics.periods import Period
-from metrics_pipeline.metrics.sqltime import date_literal, timestamp_literal
+from metrics_pipeline.metrics.validity import invalid_rows_by_period
 from metrics_pipeline.partitions import PARTITIONS
 
 DAGSTER_SEVERITY = {"low": dg.AssetCheckSeverity.WARN, "medium": dg.AssetCheckSeverity.WARN,
                     "high": dg.AssetCheckSeverity.ERROR, "critical": dg.AssetCheckSeverity.ERROR}
 MAX_LISTED = 20
+
+
+def store_alerts(context: dg.AssetCheckExecutionContext, periods: list[Period], alerts: list[Alert]) -> None:
+    """Record what this check found in `data_quality_alerts` (whatever launched the run: CLI, UI,
+    schedule); open alerts of its partitions that were not found again are resolved."""
+    check_key = context.check_specs[0].key
+    counts = context.resources.warehouse.record_check_alerts(
+        alerts, asset=check_key.asset_key.to_user_string(), check_name=check_key.name,
+        partition_keys=[partition_key(p) for p in periods], run_id=context.run.run_id)
+    context.log.info(f"{check_key.name}: alerts {counts}")
 
 
 def _result(passed: bool, severity: str, description: str, **metadata) -> dg.AssetCheckResult:
@@ -50,6 +60,16 @@ def build_mrr_identity_check(grain: str) -> dg.AssetChecksDefinition:
                 ("mrr", *MOVEMENTS), grain, periods[0].key, periods[-1].end_key, dimension=""):
             totals[r["period_start"]][r["metric"]] = r["value"]
         breaks = mrr_identity_breaks(totals, start_mrr)
+        by_key = {period.key: period for period in periods}
+        store_alerts(context, periods, [
+            Alert("invariant_violation", "critical", partition_key=partition_key(by_key[b["period"]]),
+                  period_start=b["period"], period_end=by_key[b["period"]].end_key, metric="mrr",
+                  actual_value=b.get("mrr_end"), expected_value=b.get("start_plus_movements"), threshold=CENT,
+                  message=f"MRR identity broken for {grain} {b['period']}: " + (
+                      b["problem"] if "problem" in b else
+                      f"mrr(end) {b['mrr_end']} != mrr(start) {b['mrr_start']} + movements = "
+                      f"{b['start_plus_movements']} (difference {b['difference']})"))
+            for b in breaks])
         return _result(
             not breaks, "critical",
             f"MRR identity holds for all {len(periods)} partition(s)" if not breaks else
@@ -60,18 +80,6 @@ def build_mrr_identity_check(grain: str) -> dg.AssetChecksDefinition:
         )
 
     return _check
-
-
-def _window(table: str, columns: list[str], periods: list[Period], dialect: str):
-    """Rows whose time column(s) fall in the periods' span (DATE columns by local calendar date)."""
-    def bounds(column: str) -> tuple[str, str]:
-        if TABLES[table].column(column).kind == "date":
-            return (date_literal(periods[0].start.date(), dialect), date_literal(periods[-1].end.date(), dialect))
-        return (timestamp_literal(periods[0].start_utc, dialect), timestamp_literal(periods[-1].end_utc, dialect))
-
-    return lambda t: sa.or_(*(
-        sa.and_(t.c[c] >= sa.literal_column(bounds(c)[0]), t.c[c] < sa.literal_column(bounds(c)[1]))
-        for c in columns))
 
 
 def _time_columns(domain: Domain, grain: str, table: str) -> list[str]:
@@ -85,7 +93,7 @@ def build_valid_rows_check(domain: Domain, grain: str) -> dg.AssetChecksDefiniti
 
     @dg.asset_check(
         asset=asset, name="source_rows_valid", partitions_def=PARTITIONS[grain],
-        required_resource_keys={resource_key(domain.database)},
+        required_resource_keys={resource_key(domain.database), "warehouse"},
         description="Source rows of the window that break the contract (NULL in a required column, unknown "
                     "enum value, negative amount, non-USD currency). They are left out of every metric; this "
                     "check names table, rule and row ids so they can be fixed at the source.",
@@ -95,13 +103,20 @@ def build_valid_rows_check(domain: Domain, grain: str) -> dg.AssetChecksDefiniti
         found = []
         with getattr(context.resources, resource_key(domain.database)).connect(tables) as conn:
             for name in tables:
-                window = _window(name, _time_columns(domain, grain, name), periods, conn.dialect.name)
-                found += invalid_row_report(conn, TABLES[name], window)
+                found += invalid_rows_by_period(conn, TABLES[name], _time_columns(domain, grain, name), periods)
+        by_key = {period.key: period for period in periods}
+        store_alerts(context, periods, [
+            Alert("invalid_data", "medium", partition_key=partition_key(by_key[v.period]), period_start=v.period,
+                  period_end=by_key[v.period].end_key, source_table=v.table, column_name=v.column, rule=v.rule,
+                  actual_value=v.rows, threshold=0,
+                  message=f"{v.table}: {v.rows} row(s) of {grain} {v.period} where {v.message} "
+                          f"(ids {', '.join(v.sample_ids)}); left out of every metric")
+            for v in found])
         bad_rows = sum(v.rows for v in found)
         return _result(
             not found, "medium",
             "All source rows of the window follow the contract" if not found else
-            "; ".join(f"{v.table}: {v.rows} row(s) where {v.message} (e.g. {', '.join(v.sample_ids)})"
+            "; ".join(f"{v.table} {v.period}: {v.rows} row(s) where {v.message} (e.g. {', '.join(v.sample_ids)})"
                       for v in found[:MAX_LISTED]),
             invalid_rows=bad_rows,
             violations=dg.MetadataValue.json([v.__dict__ | {"sample_ids": list(v.sample_ids)} for v in found]),

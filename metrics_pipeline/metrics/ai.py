@@ -6,8 +6,8 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from metrics_pipeline.metrics.engine import UNKNOWN, in_period, number, source_table, valid
-from metrics_pipeline.metrics.periods import Period, periods_subquery
+from metrics_pipeline.metrics.engine import UNKNOWN, number, source_table, valid
+from metrics_pipeline.metrics.periods import Period, in_period, periods_subquery
 from metrics_pipeline.metrics.spec import (
     DAY_WEEK_MONTH, CustomMetrics, Domain, MetricDef, MetricRow, MetricSpec, count, total, value_row,
 )

@@ -15,7 +15,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from metrics_pipeline.contract import TABLES
-from metrics_pipeline.metrics.periods import Period, periods_subquery
+from metrics_pipeline.metrics.periods import Period, in_period, periods_subquery
 from metrics_pipeline.metrics.spec import Domain, Formula, MetricRow, MetricSpec, ratio_row, value_row
 from metrics_pipeline.metrics.validity import valid_rows
 
@@ -27,13 +27,6 @@ def number(x):
     if isinstance(x, Decimal):
         return int(x) if x == x.to_integral_value() else float(x)
     return x
-
-
-def in_period(t: sa.Table, column: str, p: sa.Subquery) -> sa.ColumnElement:
-    """`period_start <= ts < period_end` for the table's time column (DATE columns by local date)."""
-    if TABLES[t.name].column(column).kind == "date":
-        return sa.and_(t.c[column] >= p.c.lo_date, t.c[column] < p.c.hi_date)
-    return sa.and_(t.c[column] >= p.c.lo, t.c[column] < p.c.hi)
 
 
 def source_table(name: str) -> sa.Table:

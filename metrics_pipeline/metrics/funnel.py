@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from metrics_pipeline.metrics.engine import in_period, number, source_table, valid
-from metrics_pipeline.metrics.periods import Period, periods_subquery, to_utc
+from metrics_pipeline.metrics.engine import number, source_table, valid
+from metrics_pipeline.metrics.periods import Period, in_period, periods_subquery, to_utc
 from metrics_pipeline.metrics.spec import MetricDef, MetricRow, ratio_row
 from metrics_pipeline.metrics.sqltime import epoch_micros
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from metrics_pipeline.contract import TABLES
 from metrics_pipeline.metrics.sqltime import MICROSECOND, date_literal, timestamp_literal
 
 GRAINS = ("hour", "day", "week", "month")
@@ -171,3 +172,11 @@ def last_closed(grain: str, instant: dt.datetime, tz: str) -> Period:
 def partition_key(period: Period) -> str:
     """The Dagster partition key of a period ('YYYY-MM-DD', or 'YYYY-MM-DD-HH:MM' for hours)."""
     return period.start.strftime("%Y-%m-%d-%H:%M") if period.grain == "hour" else period.key
+
+
+def in_period(t: sa.Table, column: str, p: sa.Subquery) -> sa.ColumnElement:
+    """`period_start <= ts < period_end` for a source table's time column (DATE columns by local date)."""
+    table = t.element if isinstance(t, sa.Alias) else t
+    if TABLES[table.name].column(column).kind == "date":
+        return sa.and_(t.c[column] >= p.c.lo_date, t.c[column] < p.c.hi_date)
+    return sa.and_(t.c[column] >= p.c.lo, t.c[column] < p.c.hi)

@@ -2,17 +2,18 @@
 
 A row breaks the contract when a required column is NULL, an enumerated column holds an unknown
 value, an amount or counter is negative, or a currency is not 'USD'. Such rows are left out of
-every metric (`valid_rows`) and reported by `invalid_row_report`, which names table, rule and ids.
+every metric (`valid_rows`) and reported per period by `invalid_rows_by_period`, naming table,
+column, rule and row ids.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from metrics_pipeline.contract import SourceTable
+from metrics_pipeline.metrics.periods import Period, in_period, periods_subquery
 
 
 @dataclass(frozen=True)
@@ -81,28 +82,44 @@ class Violation:
     column: str
     rule: str
     message: str
+    period: str  # period_start of the rows' period
     rows: int
     sample_ids: tuple[str, ...]
 
 
-def invalid_row_report(
-    conn: sa.Connection, table: SourceTable, window: Callable[[sa.Table], sa.ColumnElement] | None = None,
-    samples: int = 5,
-) -> list[Violation]:
-    """Every rule broken by rows of `table` (those matching `window`), with counts and a few row ids."""
-    t = table.sa_table()
-    where = window(t) if window is not None else sa.true()
-    # a composite key reads "2026-01-05|meta_ads|c1"; `+` on text renders as `||` on both engines
+def _row_id(table: SourceTable, t: sa.Table) -> sa.ColumnElement:
+    """The row's id as text; a composite key reads "2026-01-05|meta_ads|c1" (`+` renders `||`)."""
     parts = [sa.cast(t.c[k], sa.Text) for k in table.key]
-    id_col = parts[0]
+    row_id = parts[0]
     for part in parts[1:]:
-        id_col = id_col + sa.literal("|", sa.Text) + part
+        row_id = row_id + sa.literal("|", sa.Text) + part
+    return row_id
+
+
+def invalid_rows_by_period(
+    conn: sa.Connection, table: SourceTable, time_columns: list[str], periods: list[Period], samples: int = 5,
+) -> list[Violation]:
+    """Every rule broken by rows of `table` whose time column(s) fall in `periods`, per period, with
+    the count of bad rows and up to `samples` of their ids."""
+    t = table.sa_table()
+    p = periods_subquery(periods, conn.dialect.name)
+    joined = p.join(t, sa.or_(*(in_period(t, c, p) for c in time_columns)))
+    row_id = _row_id(table, t)
     found = []
     for rule in rules(table):
-        bad = sa.and_(where, rule.violated(t, table.column(rule.column).allowed))
-        n = conn.execute(sa.select(sa.func.count()).select_from(t).where(bad)).scalar_one()
-        if n:
-            ids = conn.execute(sa.select(id_col).where(bad).order_by(id_col).limit(samples)).scalars()
-            found.append(Violation(table.name, rule.column, rule.name, rule.describe(table), int(n),
-                                   tuple(str(i) for i in ids)))
+        bad = rule.violated(t, table.column(rule.column).allowed)
+        counts = dict(conn.execute(sa.select(p.c.period_start, sa.func.count()).select_from(joined)
+                                   .where(bad).group_by(p.c.period_start)).all())
+        if not counts:
+            continue
+        ranked = (sa.select(p.c.period_start, row_id.label("rid"),
+                            sa.func.row_number().over(partition_by=p.c.period_start, order_by=row_id).label("rn"))
+                  .select_from(joined).where(bad).subquery())
+        ids: dict[str, list[str]] = {}
+        for period, rid in conn.execute(sa.select(ranked.c.period_start, ranked.c.rid).where(ranked.c.rn <= samples)
+                                        .order_by(ranked.c.period_start, ranked.c.rn)):
+            ids.setdefault(str(period), []).append(str(rid))
+        found += [Violation(table.name, rule.column, rule.name, rule.describe(table), str(period), int(n),
+                            tuple(ids.get(str(period), ())))
+                  for period, n in sorted(counts.items())]
     return found

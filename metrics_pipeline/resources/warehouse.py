@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from metrics_pipeline.metrics.periods import Period
 from metrics_pipeline.metrics.spec import MetricRow
 from metrics_pipeline.resources.engines import engine_for, redacted, sqlite_path
-from metrics_pipeline.warehouse_schema import metadata, metric_values
+from metrics_pipeline.alerts import SEVERITIES, Alert, at_least
+from metrics_pipeline.warehouse_schema import data_quality_alerts, metadata, metric_values
 
 INSERT_BATCH = 10_000
 
@@ -110,6 +111,50 @@ class Warehouse(dg.ConfigurableResource):
     def row_count(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(metric_values)).scalar_one()
+
+    def record_check_alerts(self, alerts: Sequence[Alert], *, asset: str, check_name: str,
+                            partition_keys: Sequence[str], run_id: str) -> dict[str, int]:
+        """Store what one evaluation of a check found over `partition_keys`, in one transaction.
+
+        New problems are inserted; known ones (same key) are updated and re-opened; open alerts of
+        this check, asset and partitions that were not found again are resolved.
+        """
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        a = data_quality_alerts.c
+        found = {alert.key(asset, check_name): alert for alert in alerts}
+        counts = {"new": 0, "repeated": 0, "resolved": 0}
+        with self.begin(lock=f"data_quality_alerts:{check_name}") as conn:
+            scope = sa.and_(a.check_name == check_name, a.asset == asset, a.partition_key.in_(list(partition_keys)))
+            known = {r.alert_key: r for r in conn.execute(
+                sa.select(a.alert_key, a.occurrences, a.is_resolved).where(scope))}
+            for key, alert in found.items():
+                values = alert.record() | {"asset": asset, "check_name": check_name, "run_id": run_id,
+                                           "last_detected_at": now, "is_resolved": False, "resolved_at": None}
+                if key in known:
+                    conn.execute(data_quality_alerts.update().where(a.alert_key == key)
+                                 .values(**values, occurrences=known[key].occurrences + 1))
+                    counts["repeated"] += 1
+                else:
+                    conn.execute(data_quality_alerts.insert().values(
+                        **values, alert_key=key, detected_at=now, occurrences=1))
+                    counts["new"] += 1
+            gone = [k for k, r in known.items() if k not in found and not r.is_resolved]
+            if gone:
+                conn.execute(data_quality_alerts.update().where(a.alert_key.in_(gone))
+                             .values(is_resolved=True, resolved_at=now))
+            counts["resolved"] = len(gone)
+        return counts
+
+    def alerts(self, open_only: bool = False, min_severity: str | None = None) -> list[dict]:
+        """Stored alerts, newest detection first."""
+        a = data_quality_alerts.c
+        q = sa.select(data_quality_alerts).order_by(a.last_detected_at.desc(), a.id.desc())
+        if open_only:
+            q = q.where(a.is_resolved.is_(False))
+        if min_severity:
+            q = q.where(a.severity.in_([s for s in SEVERITIES if at_least(s, min_severity)]))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
 
     def totals(self, metrics: Iterable[str], grain: str, start: str, end: str) -> dict[str, dict[str, float | None]]:
         """{period_start: {metric: value}} of the total rows (dimension '') with start <= period_start < end."""
