@@ -36,6 +36,12 @@ class SourceTable:
     columns: tuple[Column, ...]
     key: tuple[str, ...] = ("id",)
     indexes: tuple[tuple[str, ...], ...] = field(default=())
+    references: tuple[tuple[str, str], ...] = ()  # (column, parent table's id) within the same database
+
+    @property
+    def time_column(self) -> str:
+        """The column that places a row in a period when it is validated (its creation time)."""
+        return next(c.name for c in self.columns if c.kind in ("ts", "date"))
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -86,6 +92,7 @@ TABLES: dict[str, SourceTable] = {
             (_c("id"), _c("user_id"), _ts("started_at"), _ts("ended_at", nullable=True),
              _c("platform"), _c("app_version"), _n("screens_viewed"), _n("actions_taken"),
              _ts("updated_at")),
+            references=(("user_id", "users"),),
             indexes=(("started_at",), ("user_id", "started_at"), ("updated_at",)),
         ),
         SourceTable(
@@ -96,6 +103,7 @@ TABLES: dict[str, SourceTable] = {
              _c("status", allowed=("trialing", "active", "past_due", "canceled")),
              _ts("started_at"), _ts("trial_ends_at", nullable=True), _ts("canceled_at", nullable=True),
              _ts("ended_at", nullable=True), _ts("updated_at")),
+            references=(("user_id", "users"),),
             indexes=(("user_id",), ("started_at",), ("updated_at",)),
         ),
         SourceTable(
@@ -106,6 +114,7 @@ TABLES: dict[str, SourceTable] = {
              _n("fee_cents"), _c("currency", usd=True),
              _c("status", allowed=("succeeded", "failed", "refunded")), _ts("created_at"),
              _ts("refunded_at", nullable=True), _ts("updated_at")),
+            references=(("user_id", "users"), ("subscription_id", "subscriptions")),
             indexes=(("created_at",), ("refunded_at",), ("updated_at",)),
         ),
         SourceTable(
@@ -114,6 +123,7 @@ TABLES: dict[str, SourceTable] = {
              _n("output_tokens"), _n("cost_micros"),
              _c("status", allowed=("completed", "failed", "timeout")), _n("duration_ms"),
              _ts("created_at"), _ts("updated_at")),
+            references=(("user_id", "users"),),
             indexes=(("created_at",), ("updated_at",)),
         ),
         # ---- interactions ----------------------------------------------------------------------
@@ -132,6 +142,7 @@ TABLES: dict[str, SourceTable] = {
             "video_calls", "interactions", "One row per video call of a match.",
             (_c("id"), _c("match_id"), _ts("started_at"),
              Column("duration_seconds", "int", nullable=True, non_negative=True), _ts("updated_at")),
+            references=(("match_id", "matches"),),
             indexes=(("started_at",), ("updated_at",)),
         ),
         SourceTable(
@@ -160,6 +171,7 @@ TABLES: dict[str, SourceTable] = {
             "conversations", "messaging", "Conversations between an account and a contact.",
             (_c("id"), _c("account_id"), _c("contact_id"), _ts("opened_at"),
              _ts("first_response_at", nullable=True), _ts("closed_at", nullable=True), _ts("updated_at")),
+            references=(("contact_id", "contacts"),),
             indexes=(("opened_at",), ("updated_at",)),
         ),
         SourceTable(
@@ -170,6 +182,8 @@ TABLES: dict[str, SourceTable] = {
              _ts("created_at"), *(_ts(f"{s}_at", nullable=True)
                                    for s in ("sent", "delivered", "read", "failed", "replied")),
              _ts("updated_at")),
+            references=(("conversation_id", "conversations"), ("contact_id", "contacts"),
+                        ("campaign_id", "campaigns")),
             indexes=(("created_at",), ("updated_at",)),
         ),
         # ---- marketing -------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import dagster as dg
 from metrics_pipeline.defs.automation import JOBS, SCHEDULES, assets_of, funnel_refresh_job, observe_sources_job
 from metrics_pipeline.defs.checks import ASSET_CHECKS
 from metrics_pipeline.defs.resources import build_resources
-from metrics_pipeline.defs.sources import SOURCE_OBSERVERS
+from metrics_pipeline.defs.sources import FRESHNESS_CHECKS, SOURCE_OBSERVERS
 from metrics_pipeline.partitions import GRAINS
 
 
@@ -15,7 +15,7 @@ def build_defs(resources: dict | None = None) -> dg.Definitions:
     """The Definitions, with resources from the environment unless given (tests pass their own)."""
     return dg.Definitions(
         assets=[*SOURCE_OBSERVERS, *(a for grain in GRAINS for a in assets_of(grain))],
-        asset_checks=ASSET_CHECKS,
+        asset_checks=[*ASSET_CHECKS, *FRESHNESS_CHECKS],
         jobs=[*JOBS.values(), observe_sources_job, funnel_refresh_job],
         schedules=SCHEDULES,
         resources=resources if resources is not None else build_resources(),

@@ -6,6 +6,8 @@ partitions (no end offset), so nothing ever materializes a period that is still 
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from metrics_pipeline.settings import partition_settings
@@ -30,3 +32,15 @@ PARTITIONS: dict[str, dg.TimeWindowPartitionsDefinition] = {
 }
 
 GRAIN_ADJECTIVE = {"hour": "hourly", "day": "daily", "week": "weekly", "month": "monthly"}
+
+
+# How stale each grain's assets may get before the UI flags them: one schedule interval plus the
+# time its run needs (schedules: hourly at :05, daily 01:00, weekly Monday 02:00, monthly 1st 04:00).
+FRESHNESS = {
+    "hour": dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=2), warn_window=dt.timedelta(hours=1.5)),
+    "day": dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(hours=27), warn_window=dt.timedelta(hours=25)),
+    "week": dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(days=7, hours=4),
+                                           warn_window=dt.timedelta(days=7, hours=2)),
+    "month": dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(days=31, hours=6),
+                                            warn_window=dt.timedelta(days=31, hours=4)),
+}

@@ -102,3 +102,18 @@ def schedule_cron(grain: str) -> str:
     if not is_valid_cron_string(raw):
         raise ConfigError(f"{CRON_ENV[grain]}={raw!r} is not a valid cron expression (e.g. {DEFAULT_CRONS[grain]!r})")
     return raw
+
+
+FRESHNESS_ENV = "METRICS_SOURCE_FRESHNESS_HOURS"
+
+
+def source_freshness_hours() -> float:
+    """How old a source table's newest `updated_at` may be before a freshness alert (default 26 h)."""
+    raw = os.environ.get(FRESHNESS_ENV, "26")
+    try:
+        hours = float(raw)
+    except ValueError:
+        hours = -1
+    if hours <= 0:
+        raise ConfigError(f"{FRESHNESS_ENV}={raw!r} must be a positive number of hours")
+    return hours

@@ -114,3 +114,14 @@ data_quality_alerts = sa.Table(
     sa.Column("resolved_at", sa.DateTime),
     sa.Index("ix_dq_alerts_scope", "check_name", "asset", "partition_key"),
 )
+
+source_schema_snapshots = sa.Table(
+    "source_schema_snapshots",
+    metadata,
+    sa.Column("database", sa.String(32), primary_key=True, comment="app, interactions, messaging or marketing"),
+    sa.Column("table_name", sa.String(64), primary_key=True),
+    sa.Column("column_name", sa.String(64), primary_key=True),
+    sa.Column("data_type", sa.String(64), nullable=False, comment="the column's type as the database reports it"),
+    sa.Column("computed_at", sa.DateTime, nullable=False, comment="UTC time of the snapshot"),
+    comment="The last seen columns of every source table, to detect schema changes against.",
+)

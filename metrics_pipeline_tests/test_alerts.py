@@ -17,18 +17,19 @@ def _open(sources, **match):
 
 
 def test_contract_breaking_rows_raise_one_alert_per_rule_and_partition(sources, materialize):
-    sources.insert("payments",
+    sources.insert("users", {"id": "u1", "created_at": "2026-01-01 10:00:00"})
+    sources.insert("payments", *({"user_id": "u1"} | p for p in (
                    {"id": "ok", "amount_cents": 500, "created_at": "2026-01-05 10:00:00"},
                    {"id": "eur1", "amount_cents": 700, "currency": "EUR", "created_at": "2026-01-05 11:00:00"},
                    {"id": "eur2", "amount_cents": 900, "currency": "GBP", "created_at": "2026-01-06 09:00:00"},
-                   {"id": "neg", "amount_cents": -5, "created_at": "2026-01-06 12:00:00"})
+                   {"id": "neg", "amount_cents": -5, "created_at": "2026-01-06 12:00:00"})))
     assert materialize(sources, "day", "2026-01-05", "2026-01-06").success
     alerts = _open(sources, alert_type="invalid_data")
     assert sorted((a["partition_key"], a["source_table"], a["column_name"], a["actual_value"]) for a in alerts) == [
         ("2026-01-05", "payments", "currency", 1), ("2026-01-06", "payments", "amount_cents", 1),
         ("2026-01-06", "payments", "currency", 1)]
     eur = next(a for a in alerts if a["partition_key"] == "2026-01-05")
-    assert eur["severity"] == "medium" and eur["check_name"] == "source_rows_valid"
+    assert eur["severity"] == "medium" and eur["check_name"] == "source_expectations"
     assert eur["asset"] == "daily_revenue_metrics" and "eur1" in eur["message"] and "'USD'" in eur["message"]
     assert eur["period_start"] == "2026-01-05" and eur["period_end"] == "2026-01-06"
 

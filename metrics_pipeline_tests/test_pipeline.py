@@ -77,16 +77,19 @@ def test_weekly_and_monthly_ranges(sources, materialize):
     assert sum(values(sources, "sessions", "day").values()) == 200
 
 
-def _identity_check_only(sources, key):
-    """Run just the daily `mrr_identity` check (no materialization) for one partition."""
-    asset = METRIC_ASSETS[("revenue", "day")]
-    check_key = dg.AssetCheckKey(asset.key, "mrr_identity")
+def check_only(sources, asset_name, check_name, key):
+    """Run just one daily check (no materialization) for one partition; its evaluation."""
+    check_key = dg.AssetCheckKey(dg.AssetKey(asset_name), check_name)
     job = sources.defs().resolve_job_def("daily_metrics_job").get_subset(
         asset_selection=set(), asset_check_selection={check_key})
     result = job.execute_in_process(partition_key=key, instance=dg.DagsterInstance.ephemeral(),
                                     raise_on_error=False)
     (evaluation,) = result.get_asset_check_evaluations()
     return evaluation
+
+
+def _identity_check_only(sources, key):
+    return check_only(sources, METRIC_ASSETS[("revenue", "day")].key.to_user_string(), "mrr_identity", key)
 
 
 def test_mrr_identity_check_fails_on_corrupted_movements(sources, materialize):

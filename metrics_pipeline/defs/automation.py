@@ -45,8 +45,14 @@ JOBS = {
 observe_sources_job = dg.define_asset_job(
     "observe_sources_job",
     selection=dg.AssetSelection.assets(*(key for o in SOURCE_OBSERVERS for key in o.keys)),
-    description="Observes every source table: row count and newest updated_at (the late-data watermark).",
+    description="Observes every source table: row count and newest updated_at (the late-data watermark), "
+                "and checks that each received changes recently (`source_freshness`).",
 )
+
+observe_sources_schedule = dg.ScheduleDefinition(
+    name="observe_sources_schedule", job=observe_sources_job, cron_schedule="15 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING, tags={"trigger": "schedule"},
+    description="Hourly at :15: source row counts, watermarks and freshness.")
 
 def build_grain_schedule(grain: str) -> dg.ScheduleDefinition:
     """Runs every asset of `grain` for the newest closed period, once per period (run key)."""
@@ -107,4 +113,4 @@ def provisional_funnel_refresh(context: dg.ScheduleEvaluationContext):
         "grain": "day", "trigger": "schedule"})
 
 
-SCHEDULES = [*(build_grain_schedule(g) for g in GRAINS), provisional_funnel_refresh]
+SCHEDULES = [*(build_grain_schedule(g) for g in GRAINS), provisional_funnel_refresh, observe_sources_schedule]

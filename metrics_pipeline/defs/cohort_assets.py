@@ -6,6 +6,7 @@ import datetime as dt
 import dagster as dg
 
 from metrics_pipeline.defs.metric_assets import OWNERS, materialization_metadata, table_schema, window_periods
+from metrics_pipeline.defs.source_access import open_source
 from metrics_pipeline.defs.resources import resource_key
 from metrics_pipeline.defs.sources import source_key
 from metrics_pipeline.metrics import cohorts, funnel
@@ -31,7 +32,7 @@ from metrics_pipeline.warehouse_schema import conversion_funnel, retention_cohor
 )
 def weekly_retention_cohorts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     weeks = window_periods(context, "week")
-    with context.resources.app_db.connect(["users", "user_sessions"]) as conn:
+    with open_source(context, "app", ["users", "user_sessions"], weeks) as conn:
         cells = cohorts.weekly_cohorts(conn, weeks)
     summary = cohorts.summary_rows(weeks, cells)
     run_id = context.run.run_id
@@ -65,7 +66,7 @@ def weekly_retention_cohorts(context: dg.AssetExecutionContext) -> dg.Materializ
 def daily_conversion_funnel(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     days = window_periods(context, "day")
     as_of = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    with context.resources.interactions_db.connect(["events"]) as conn:
+    with open_source(context, "interactions", ["events"], days) as conn:
         steps, summary = funnel.funnel(conn, days, as_of)
     run_id = context.run.run_id
     cf = conversion_funnel.c

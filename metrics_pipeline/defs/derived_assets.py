@@ -7,7 +7,7 @@ from metrics_pipeline.defs.metric_assets import (
 )
 from metrics_pipeline.metrics.catalog import domain_of
 from metrics_pipeline.metrics.derived import DERIVED, derived_rows, inputs
-from metrics_pipeline.partitions import GRAIN_ADJECTIVE, PARTITIONS
+from metrics_pipeline.partitions import FRESHNESS, GRAIN_ADJECTIVE, PARTITIONS
 from metrics_pipeline.warehouse_schema import metric_values
 
 
@@ -24,6 +24,7 @@ def build_derived_asset(grain: str) -> dg.AssetsDefinition:
             f"Rows land in `metric_values` with grain `{grain}` and source `derived`."]),
         partitions_def=PARTITIONS[grain],
         backfill_policy=dg.BackfillPolicy.single_run(),
+        freshness_policy=FRESHNESS[grain],
         deps=upstream,
         group_name="derived",
         kinds={"sql"},

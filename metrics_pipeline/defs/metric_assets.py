@@ -12,8 +12,9 @@ from metrics_pipeline.metrics.catalog import DOMAINS
 from metrics_pipeline.metrics.engine import compute_domain
 from metrics_pipeline.metrics.periods import Period, periods_between
 from metrics_pipeline.metrics.spec import Domain, MetricRow
-from metrics_pipeline.partitions import GRAIN_ADJECTIVE, PARTITIONS
+from metrics_pipeline.partitions import FRESHNESS, GRAIN_ADJECTIVE, PARTITIONS
 from metrics_pipeline.defs.resources import resource_key
+from metrics_pipeline.defs.source_access import open_source
 from metrics_pipeline.defs.sources import source_key
 from metrics_pipeline.settings import timezone_name
 from metrics_pipeline.warehouse_schema import metric_values
@@ -102,6 +103,7 @@ def build_metric_asset(domain: Domain, grain: str) -> dg.AssetsDefinition:
         description=_description(domain, grain),
         partitions_def=PARTITIONS[grain],
         backfill_policy=dg.BackfillPolicy.single_run(),
+        freshness_policy=FRESHNESS[grain],
         deps=[source_key(t) for t in tables],
         group_name=domain.name,
         kinds={"sql"},
@@ -115,7 +117,7 @@ def build_metric_asset(domain: Domain, grain: str) -> dg.AssetsDefinition:
         periods = window_periods(context, grain)
         context.log.info(f"{name}: computing {len(metrics)} metrics for {len(periods)} period(s) "
                          f"{periods[0].key} .. {periods[-1].key}")
-        with getattr(context.resources, db_key).connect(tables) as conn:
+        with open_source(context, domain.database, tables, periods) as conn:
             rows = compute_domain(conn, domain, grain, periods)
         written = context.resources.warehouse.replace_metric_rows(
             rows, grain=grain, metrics=metrics, periods=periods, source=domain.database,

@@ -1,11 +1,16 @@
-"""Source tables as external assets, grouped by database: the roots of every metric's lineage."""
+"""Source tables as external assets, grouped by database: the roots of every metric's lineage.
 
-from __future__ import annotations
+They are observed (row count, newest updated_at) and checked for freshness by `observe_sources_job`.
+"""
+
+import datetime as dt
 
 import dagster as dg
 import sqlalchemy as sa
 
+from metrics_pipeline.alerts import Alert
 from metrics_pipeline.contract import DATABASES, TABLES, SourceTable
+from metrics_pipeline.settings import FRESHNESS_ENV, source_freshness_hours
 
 _SQL_TYPES = {"text": "TEXT", "ts": "TIMESTAMP", "int": "INTEGER", "date": "DATE"}
 
@@ -70,3 +75,43 @@ def _build_observer(database: str) -> dg.AssetsDefinition:
 
 
 SOURCE_OBSERVERS = [_build_observer(db) for db in DATABASES]
+
+
+def _newest(value) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+
+
+def build_freshness_check(table: SourceTable) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=source_key(table.name), name="source_freshness", required_resource_keys={f"{table.database}_db",
+                                                                                      "warehouse"},
+        description=f"`{table.database}.{table.name}` received a change (newest updated_at) within "
+                    f"{FRESHNESS_ENV} hours (default 26): a stalled export or replication raises `freshness`.",
+    )
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        limit = source_freshness_hours()
+        with getattr(context.resources, f"{table.database}_db").connect([table.name]) as conn:
+            seen = observe_table(conn, table)
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        newest = _newest(seen["newest_updated_at"])
+        lag = None if newest is None else (now - newest).total_seconds() / 3600
+        today = now.date().isoformat()
+        stale = lag is None or lag > limit
+        message = (f"{table.database}.{table.name} has no rows" if lag is None else
+                   f"{table.database}.{table.name}: newest change {newest:%Y-%m-%d %H:%M} UTC is {lag:,.1f} h old "
+                   f"(limit {limit:g} h)")
+        alerts = [Alert("freshness", "high", message, today, source_table=table.name, column_name="updated_at",
+                        actual_value=lag, threshold=limit)] if stale else []
+        context.resources.warehouse.record_check_alerts(
+            alerts, asset=source_key(table.name).to_user_string(), check_name="source_freshness",
+            partition_keys=[today], run_id=context.run.run_id)
+        return dg.AssetCheckResult(passed=not stale, severity=dg.AssetCheckSeverity.ERROR, description=message,
+                                   metadata={"severity": "high", "lag_hours": lag, "limit_hours": limit,
+                                             "newest_updated_at": seen["newest_updated_at"] or "none"})
+
+    return _check
+
+
+FRESHNESS_CHECKS = [build_freshness_check(t) for t in TABLES.values()]

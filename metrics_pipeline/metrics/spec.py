@@ -23,9 +23,10 @@ ALL_GRAINS = ("hour", "day", "week", "month")
 DAY_WEEK_MONTH = ("day", "week", "month")
 
 # How a metric combines across periods, and reads when empty (edge rule 2): additive counts and sums
-# add up and are 0 when empty; distinct counts and balances are 0 when empty but never add up;
-# ratios, averages and percentiles are NULL when empty.
-Kind = Literal["additive", "distinct", "ratio", "balance"]
+# add up and are 0 when empty; distinct counts, balances and movements (amounts measured between a
+# period's start and end, like MRR movements) are 0 when empty but never add up; ratios, averages
+# and percentiles are NULL when empty.
+Kind = Literal["additive", "distinct", "ratio", "balance", "movement"]
 
 
 @dataclass(frozen=True)

@@ -39,10 +39,11 @@ class SourceDatabase(dg.ConfigurableResource):
         except sa.exc.SQLAlchemyError as e:
             raise SourceUnavailableError(f"cannot connect to {self.where}: {_reason(e)}") from None
         with conn:
-            self._verify(conn, tables)
+            self.verify(conn, tables)
             yield conn
 
-    def _verify(self, conn: sa.Connection, tables: Sequence[str]) -> None:
+    def verify(self, conn: sa.Connection, tables: Sequence[str]) -> None:
+        """Raise SourceUnavailableError naming the database and table if one lacks the contract's columns."""
         inspector = sa.inspect(conn)
         for name in tables:
             if not inspector.has_table(name):

@@ -14,7 +14,7 @@ from metrics_pipeline.metrics.periods import Period
 from metrics_pipeline.metrics.spec import MetricRow
 from metrics_pipeline.resources.engines import engine_for, redacted, sqlite_path
 from metrics_pipeline.alerts import SEVERITIES, Alert, at_least
-from metrics_pipeline.warehouse_schema import data_quality_alerts, metadata, metric_values
+from metrics_pipeline.warehouse_schema import data_quality_alerts, metadata, metric_values, source_schema_snapshots
 
 INSERT_BATCH = 10_000
 
@@ -126,7 +126,7 @@ class Warehouse(dg.ConfigurableResource):
         with self.begin(lock=f"data_quality_alerts:{check_name}") as conn:
             scope = sa.and_(a.check_name == check_name, a.asset == asset, a.partition_key.in_(list(partition_keys)))
             known = {r.alert_key: r for r in conn.execute(
-                sa.select(a.alert_key, a.occurrences, a.is_resolved).where(scope))}
+                sa.select(a.alert_key, a.occurrences, a.is_resolved).where(sa.or_(scope, a.alert_key.in_(found))))}
             for key, alert in found.items():
                 values = alert.record() | {"asset": asset, "check_name": check_name, "run_id": run_id,
                                            "last_detected_at": now, "is_resolved": False, "resolved_at": None}
@@ -138,12 +138,27 @@ class Warehouse(dg.ConfigurableResource):
                     conn.execute(data_quality_alerts.insert().values(
                         **values, alert_key=key, detected_at=now, occurrences=1))
                     counts["new"] += 1
-            gone = [k for k, r in known.items() if k not in found and not r.is_resolved]
+            gone = [k for k, r in known.items() if k not in found and not r.is_resolved]  # only `scope` rows
             if gone:
                 conn.execute(data_quality_alerts.update().where(a.alert_key.in_(gone))
                              .values(is_resolved=True, resolved_at=now))
             counts["resolved"] = len(gone)
         return counts
+
+    def schema_snapshot(self, database: str, table: str) -> dict[str, str] | None:
+        """{column: type} last seen for a source table, or None before its first snapshot."""
+        s = source_schema_snapshots.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(s.column_name, s.data_type).where(
+                s.database == database, s.table_name == table)).all()
+        return dict(rows) if rows else None
+
+    def save_schema_snapshot(self, database: str, table: str, columns: dict[str, str]) -> None:
+        """Replace a source table's snapshot by `columns`, in one transaction."""
+        s = source_schema_snapshots.c
+        self.replace_rows(source_schema_snapshots, sa.and_(s.database == database, s.table_name == table),
+                          [{"database": database, "table_name": table, "column_name": c, "data_type": t}
+                           for c, t in columns.items()], lock=f"{database}.{table}")
 
     def alerts(self, open_only: bool = False, min_severity: str | None = None) -> list[dict]:
         """Stored alerts, newest detection first."""

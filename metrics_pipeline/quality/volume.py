@@ -1,0 +1,81 @@
+"""Missing data: source rows absent where history says there should be some.
+
+Two findings, both per period and computed in the source with one GROUP BY per table or column:
+- a **table** with no rows in a period, after `HISTORY` prior periods that all had rows;
+- a **dimension value** (a platform, an ad channel, ...) with no rows in a period, after `HISTORY`
+  prior periods that all had rows, while the table itself has rows.
+"History says there should be some" means: zero would be a freak of chance. For event tables that
+is a baseline of at least `MIN_ROWS` rows in each prior period (a Poisson count of 10 is 0 with
+probability 5e-5); tables keyed by a DATE are daily reports, expected every day once present.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from metrics_pipeline.contract import SourceTable
+from metrics_pipeline.metrics.periods import Period, in_period, periods_subquery, shifted
+
+HISTORY = 7
+MIN_ROWS = 10
+
+
+@dataclass(frozen=True)
+class Gap:
+    table: str
+    period: str
+    column: str | None  # None: the whole table is missing
+    value: str | None
+    expected: float  # smallest count of the prior periods
+
+
+def history_periods(periods: list[Period]) -> list[Period]:
+    """`periods` preceded by the HISTORY periods the first one is judged against."""
+    return [shifted(periods[0], -k) for k in range(HISTORY, 0, -1)] + list(periods)
+
+
+def _counts(conn: sa.Connection, table: SourceTable, periods: list[Period], column: str | None) -> dict:
+    t = table.sa_table()
+    p = periods_subquery(periods, conn.dialect.name)
+    keys = [p.c.period_start] + ([t.c[column]] if column else [])
+    q = (sa.select(*keys, sa.func.count()).select_from(p.join(t, in_period(t, table.time_column, p)))
+         .group_by(*keys))
+    return {tuple(str(v) for v in row[:-1]): int(row[-1]) for row in conn.execute(q)}
+
+
+def _expected(table: SourceTable, prior: list[int]) -> float | None:
+    """The count history promises (the smallest prior one), or None if zero would be plausible."""
+    if len(prior) < HISTORY or min(prior) == 0:
+        return None
+    if table.column(table.time_column).kind != "date" and min(prior) < MIN_ROWS:
+        return None
+    return float(min(prior))
+
+
+def find_gaps(conn: sa.Connection, table: SourceTable, columns: list[str], periods: list[Period]) -> list[Gap]:
+    """Missing table rows and vanished dimension values of `table` in `periods`."""
+    every = history_periods(periods)
+    keys = [p.key for p in every]
+    totals = _counts(conn, table, every, None)
+    gaps = []
+    for i in range(HISTORY, len(every)):
+        prior = [totals.get((k,), 0) for k in keys[i - HISTORY:i]]
+        expected = _expected(table, prior)
+        if totals.get((keys[i],), 0) == 0 and expected is not None:
+            gaps.append(Gap(table.name, keys[i], None, None, expected))
+    missing_periods = {g.period for g in gaps}
+    for column in columns:
+        by_value: dict[str, dict[str, int]] = defaultdict(dict)
+        for (period, value), n in _counts(conn, table, every, column).items():
+            by_value[value][period] = n
+        for value, counts in sorted(by_value.items()):
+            for i in range(HISTORY, len(every)):
+                if keys[i] in missing_periods or counts.get(keys[i], 0) > 0:
+                    continue
+                expected = _expected(table, [counts.get(k, 0) for k in keys[i - HISTORY:i]])
+                if expected is not None:
+                    gaps.append(Gap(table.name, keys[i], column, value, expected))
+    return gaps
