@@ -7,9 +7,16 @@ Columns not listed here may exist in a real source and are ignored.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+
+# Contract columns that the live source lacks ({table: columns}), set while a source connection is
+# open (SourceDatabase.connect). Queries are built without them: a metric that does not read a
+# dropped column keeps working, one that does fails naming it, and row-validity rules on a missing
+# column are skipped (the schema change is alerted on its own).
+ABSENT_COLUMNS: ContextVar[dict[str, frozenset[str]]] = ContextVar("absent_columns", default={})
 
 DATABASES = ("app", "interactions", "messaging", "marketing")
 
@@ -50,14 +57,20 @@ class SourceTable:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
+    @property
+    def present_columns(self) -> tuple[Column, ...]:
+        """The contract's columns minus those the open source connection lacks (ABSENT_COLUMNS)."""
+        absent = ABSENT_COLUMNS.get().get(self.name, frozenset())
+        return tuple(c for c in self.columns if c.name not in absent)
+
     def sa_table(self, metadata: sa.MetaData | None = None) -> sa.Table:
-        """A SQLAlchemy Core table with exactly the contract's columns."""
+        """A SQLAlchemy Core table with the contract's columns (those present, inside a connection)."""
         return sa.Table(
             self.name,
             metadata if metadata is not None else sa.MetaData(),
             *(
                 sa.Column(c.name, _TYPES[c.kind], nullable=c.nullable, primary_key=c.name in self.key)
-                for c in self.columns
+                for c in self.present_columns
             ),
         )
 

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from metrics_pipeline.contract import TABLES
+from metrics_pipeline_tests.conftest import values
 from metrics_pipeline.metrics.periods import periods_between
 from metrics_pipeline.quality import anomaly
 from metrics_pipeline.quality.anomaly import Observation, score
@@ -112,29 +113,34 @@ def test_schema_changes_have_severity_by_kind():
     assert [(c.column, c.severity) for c in changes(table, None, {**live, "extra": "TEXT"})] == []
     gone = {k: v for k, v in live.items() if k != "platform"}
     (removed,) = changes(table, None, gone)
-    assert (removed.kind, removed.severity) == ("removed", "critical")
-    assert "cannot be computed" in removed.message
+    assert (removed.kind, removed.severity, removed.message) == (
+        "removed", "high", "user_sessions: column platform (contract) was removed.")
     previous = {**live, "legacy": "TEXT"}
     found = {(c.column, c.kind, c.severity) for c in changes(table, previous, {**gone, "screens_viewed": "BIGINT",
                                                                             "referrer": "TEXT"})}
-    assert found == {("platform", "removed", "critical"), ("legacy", "removed", "medium"),
+    assert found == {("platform", "removed", "high"), ("legacy", "removed", "medium"),
                      ("screens_viewed", "type_changed", "high"), ("referrer", "added", "low")}
 
 
-def test_a_dropped_source_column_is_a_critical_schema_change_and_fails_the_run(sources, materialize):
-    sources.insert("ai_requests", {"created_at": "2026-02-09 10:00:00"})
+def test_a_dropped_column_a_metric_reads_is_critical_and_fails_only_its_assets(sources, materialize):
+    sources.insert("ai_requests", {"user_id": "u", "created_at": "2026-02-09 10:00:00"})
+    sources.insert("events", {"event_time": "2026-02-10 10:00:00"})
     assert materialize(sources, "day", "2026-02-09").success
-    sources.execute("app", "ALTER TABLE ai_requests DROP COLUMN feature")
+    sources.execute("app", "ALTER TABLE ai_requests DROP COLUMN feature")  # ai_cost is split by feature
+    sources.execute("interactions", "ALTER TABLE events DROP COLUMN properties")  # no metric reads it
     sources.execute("app", "ALTER TABLE ai_requests ADD COLUMN region TEXT")
     run = materialize(sources, "day", "2026-02-10")
-    assert not run.success and any("lacks column(s) feature" in e for e in run.errors)
-    alerts = {(a["column_name"], a["severity"]): a for a in sources.warehouse().alerts()
+    assert not run.success
+    assert any("table 'ai_requests' lacks column feature, which these metrics read" in e for e in run.errors)
+    alerts = {(a["source_table"], a["column_name"]): a for a in sources.warehouse().alerts()
               if a["alert_type"] == "schema_change"}
-    assert set(alerts) == {("feature", "critical"), ("region", "low")}
-    assert alerts[("feature", "critical")]["partition_key"] == "2026-02-10"
-    assert alerts[("feature", "critical")]["source_table"] == "ai_requests"
+    assert {k: a["severity"] for k, a in alerts.items()} == {
+        ("ai_requests", "feature"): "critical", ("ai_requests", "region"): "low", ("events", "properties"): "high"}
+    assert alerts[("ai_requests", "feature")]["partition_key"] == "2026-02-10"
+    assert "daily_ai_metrics failed" in alerts[("ai_requests", "feature")]["message"]
+    assert values(sources, "events", "day", first="2026-02-10") == {"2026-02-10": 1}  # the others went on
     materialize(sources, "day", "2026-02-11")  # seen once: not alerted again
-    assert len([a for a in sources.warehouse().alerts() if a["alert_type"] == "schema_change"]) == 2
+    assert len([a for a in sources.warehouse().alerts() if a["alert_type"] == "schema_change"]) == 3
 
 
 def test_integrity_finds_negative_counts_rates_above_one_and_weeks_off_their_days(sources, materialize):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from metrics_pipeline.contract import TABLES
+
 from metrics_pipeline.resources import SourceDatabase, SourceUnavailableError, Warehouse
 from metrics_pipeline.resources.warehouse import ensure_schema
 from metrics_pipeline_tests.postgres_server import _free_port
@@ -34,9 +36,13 @@ def test_missing_table_and_column_are_named(sources):
         with db.connect(["users", "payments"]):
             pass
     sources.execute("app", "ALTER TABLE users DROP COLUMN platform")
-    with pytest.raises(SourceUnavailableError, match="table 'users' lacks column\\(s\\) platform"):
-        with db.connect(["users"]):
-            pass
+    with db.connect(["users"]):  # a dropped column fails only what reads it
+        users = TABLES["users"].sa_table()
+        assert "platform" not in users.c and "country" in users.c
+        with pytest.raises(SourceUnavailableError, match="table 'users' lacks column platform, which these metrics"):
+            with db.connect(["users"]):
+                users.c["platform"]
+    assert "platform" in TABLES["users"].sa_table().c  # outside a connection: the whole contract
 
 
 def test_sources_are_opened_read_only(sources):

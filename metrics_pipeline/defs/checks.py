@@ -148,9 +148,8 @@ def build_expectations_check(domain: Domain) -> dg.AssetChecksDefinition:
 
         periods = window_periods(context, "day")
         source = getattr(context.resources, resource_key(domain.database))
-        with source.connect(tables):
-            pass  # a clear error naming database and table before GX connects
-        failures, summary = validate_tables(source.url, [TABLES[t] for t in tables], periods)
+        with source.connect(tables):  # a clear error naming a missing database or table; notes dropped columns
+            failures, summary = validate_tables(source.url, [TABLES[t] for t in tables], periods)
         by_key = {p.key: p for p in periods}
         alerts = [_alert("invalid_data", "medium", by_key[f.period],
                          f"{f.table}: {f.rows} row(s) of day {f.period} fail {f.expectation} ({f.requirement}; "
@@ -173,7 +172,8 @@ def build_expectations_check(domain: Domain) -> dg.AssetChecksDefinition:
 def dimension_columns(domain: Domain, table: str) -> list[str]:
     """Breakdown columns of `table` with a small known set of values (platform, channel, status...)."""
     dims = {d for s in domain.specs if s.table == table for d in s.dims}
-    return sorted(d for d in dims if TABLES[table].column(d).allowed or d == "platform")
+    present = {c.name for c in TABLES[table].present_columns}
+    return sorted(d for d in dims & present if TABLES[table].column(d).allowed or d == "platform")
 
 
 def find_domain_gaps(conn, domain: Domain, periods: list[Period]) -> list[Gap]:

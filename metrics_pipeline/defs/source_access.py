@@ -1,8 +1,8 @@
-"""How assets open a source database: schema changes are recorded first, then the contract verified.
+"""How assets open a source database: schema changes are recorded before anything is computed.
 
 Every asset that reads a source goes through `open_source`, so a column removed, added or retyped
-is alerted (`schema_change`) by whichever run sees it first, however it was launched, before the
-run fails on a missing column with a message naming database, table and column.
+is alerted (`schema_change`) by whichever run sees it first, however it was launched. A metric
+that reads a removed column then fails naming database, table and column; the others go on.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from metrics_pipeline.defs.resources import resource_key
 from metrics_pipeline.defs.sources import source_key
 from metrics_pipeline.metrics.periods import Period, period_containing
 from metrics_pipeline.quality.schema import changes, live_columns
+from metrics_pipeline.resources.database import SourceUnavailableError
 
 SCHEMA_CHECK = "source_schema"
 
@@ -55,9 +56,15 @@ def record_schema_changes(context, database: str, conn: sa.Connection, tables: S
 @contextmanager
 def open_source(context: dg.AssetExecutionContext, database: str, tables: Sequence[str],
                 periods: Sequence[Period]) -> Iterator[sa.Connection]:
-    """A read-only connection to `database` whose `tables` follow the contract (schema changes alerted)."""
+    """A read-only connection to `database` (see SourceDatabase.connect), schema changes alerted first."""
     source = getattr(context.resources, resource_key(database))
-    with source.connect() as conn:
-        record_schema_changes(context, database, conn, tables, periods)
-        source.verify(conn, tables)
-        yield conn
+    try:
+        with source.connect(tables) as conn:
+            record_schema_changes(context, database, conn, tables, periods)
+            yield conn
+    except SourceUnavailableError as e:
+        if e.column:  # a metric reads the removed column: its schema change is critical
+            context.resources.warehouse.escalate_removed_column(
+                e.table, e.column, f"{e.table}: column {e.column} was removed; metrics reading it cannot be "
+                                   f"computed until it is restored ({context.asset_key.to_user_string()} failed).")
+        raise

@@ -16,7 +16,7 @@ from metrics_pipeline.contract import SourceTable
 def valid_rows(table: SourceTable, t: sa.Table) -> sa.ColumnElement:
     """Predicate true for rows that follow the contract (NULL-safe: comparisons on NULL fail)."""
     conds = []
-    for c in table.columns:
+    for c in table.present_columns:
         col = t.c[c.name]
         if not c.nullable:
             conds.append(col.is_not(None))

@@ -87,7 +87,8 @@ def rules(table: SourceTable, periods: Sequence[Period], dialect: sa.Dialect) ->
     """The table's expectation suite, as (column, requirement, expectation) rules."""
     ex = _gx().expectations
     out = []
-    for c in table.columns:
+    present = {c.name for c in table.present_columns}  # a dropped column is alerted as a schema change
+    for c in table.present_columns:
         if not c.nullable:
             out.append(_Rule(c.name, f"{c.name} must not be NULL",
                              ex.ExpectColumnValuesToNotBeNull(column=c.name), False))
@@ -100,14 +101,16 @@ def rules(table: SourceTable, periods: Sequence[Period], dialect: sa.Dialect) ->
         if c.usd:
             out.append(_Rule(c.name, f"{c.name} must be 'USD'",
                              ex.ExpectColumnValuesToBeInSet(column=c.name, value_set=["USD"]), False))
-    b = sa.table("b", *(sa.column(c) for c in table.column_names))
-    if {"started_at", "ended_at"} <= set(table.column_names):
+    b = sa.table("b", *(sa.column(c) for c in present))
+    if {"started_at", "ended_at"} <= present:
         # instants compared as numbers: SQLite text with and without a fraction must agree
         bad = _sql(epoch_micros(b.c.ended_at) < epoch_micros(b.c.started_at), dialect)
         out.append(_Rule("ended_at", "ended_at must not be before started_at", ex.UnexpectedRowsExpectation(
             unexpected_rows_query=_grouped_rows_query(table, bad, periods, dialect),
             description=f"{table.name}.ended_at >= started_at"), True))
     for column, parent in table.references:
+        if column not in present:
+            continue
         bad = f"b.{column} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {parent} r WHERE r.id = b.{column})"
         out.append(_Rule(column, f"{column} must match an id of {parent}", ex.UnexpectedRowsExpectation(
             unexpected_rows_query=_grouped_rows_query(table, bad, periods, dialect),

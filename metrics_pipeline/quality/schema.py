@@ -2,7 +2,8 @@
 
 Before the first snapshot of a table, the contract is the baseline (only removals count then:
 extra columns are allowed by the contract). Severity by kind:
-- a removed contract column: `critical` (the metrics reading the table cannot be computed);
+- a removed contract column: `high`, raised to `critical` as soon as a metric fails for reading it
+  (`defs/source_access.py`); metrics that do not read it go on;
 - a removed column outside the contract: `medium`;
 - a changed type: `high` for a contract column, `low` otherwise;
 - an added column: `low`.
@@ -31,9 +32,7 @@ class Change:
         what = {"added": f"column {self.column} ({self.after}) was added",
                 "removed": f"column {self.column} ({self.before}) was removed",
                 "type_changed": f"column {self.column} changed type from {self.before} to {self.after}"}[self.kind]
-        impact = " Metrics reading this table cannot be computed until it is restored." if (
-            self.severity == "critical") else ""
-        return f"{self.table}: {what}.{impact}"
+        return f"{self.table}: {what}."
 
 
 def live_columns(conn: sa.Connection, table: str) -> dict[str, str]:
@@ -48,12 +47,12 @@ def changes(table: SourceTable, previous: dict[str, str] | None, live: dict[str,
     """What changed in `table` since `previous` (None: no snapshot yet, compare with the contract)."""
     contract = set(table.column_names)
     if previous is None:
-        return [Change(table.name, c, "removed", "critical", "contract", None)
+        return [Change(table.name, c, "removed", "high", "contract", None)
                 for c in table.column_names if c not in live]
     found = []
     for column, before in previous.items():
         if column not in live:
-            found.append(Change(table.name, column, "removed", "critical" if column in contract else "medium",
+            found.append(Change(table.name, column, "removed", "high" if column in contract else "medium",
                                 before, None))
         elif live[column] != before:
             found.append(Change(table.name, column, "type_changed", "high" if column in contract else "low",

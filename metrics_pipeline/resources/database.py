@@ -8,12 +8,16 @@ from contextlib import contextmanager
 import dagster as dg
 import sqlalchemy as sa
 
-from metrics_pipeline.contract import TABLES
+from metrics_pipeline.contract import ABSENT_COLUMNS, TABLES
 from metrics_pipeline.resources.engines import engine_for, redacted, sqlite_path
 
 
 class SourceUnavailableError(RuntimeError):
-    """A source database cannot be reached, or lacks a table or column of the contract."""
+    """A source database cannot be reached, or lacks a table or a column a computation reads."""
+
+    def __init__(self, message: str, table: str | None = None, column: str | None = None):
+        super().__init__(message)
+        self.table, self.column = table, column
 
 
 class SourceDatabase(dg.ConfigurableResource):
@@ -28,7 +32,11 @@ class SourceDatabase(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self, tables: Sequence[str] = ()) -> Iterator[sa.Connection]:
-        """A read-only connection; first verifies that `tables` exist with the contract's columns."""
+        """A read-only connection; first verifies that `tables` exist.
+
+        Contract columns a table lacks are left out of the queries built while the connection is
+        open (contract.ABSENT_COLUMNS): a computation that reads one fails naming table and column.
+        """
         path = sqlite_path(self.url)
         if path is not None and not path.exists():
             raise SourceUnavailableError(
@@ -39,20 +47,33 @@ class SourceDatabase(dg.ConfigurableResource):
         except sa.exc.SQLAlchemyError as e:
             raise SourceUnavailableError(f"cannot connect to {self.where}: {_reason(e)}") from None
         with conn:
-            self.verify(conn, tables)
-            yield conn
+            absent = self.verify(conn, tables)
+            token = ABSENT_COLUMNS.set({**ABSENT_COLUMNS.get(), **absent})
+            try:
+                yield conn
+            except KeyError as e:
+                lacking = [t for t, cols in absent.items() if e.args and e.args[0] in cols]
+                if not lacking:
+                    raise
+                raise SourceUnavailableError(
+                    f"{self.where}: table '{lacking[0]}' lacks column {e.args[0]}, which these metrics read",
+                    table=lacking[0], column=e.args[0]) from None
+            finally:
+                ABSENT_COLUMNS.reset(token)
 
-    def verify(self, conn: sa.Connection, tables: Sequence[str]) -> None:
-        """Raise SourceUnavailableError naming the database and table if one lacks the contract's columns."""
+    def verify(self, conn: sa.Connection, tables: Sequence[str]) -> dict[str, frozenset[str]]:
+        """Raise SourceUnavailableError naming database and table if one is missing; return the
+        contract columns each table lacks."""
         inspector = sa.inspect(conn)
+        absent = {}
         for name in tables:
             if not inspector.has_table(name):
                 raise SourceUnavailableError(f"{self.where} has no table '{name}'")
             have = {c["name"] for c in inspector.get_columns(name)}
-            missing = [c for c in TABLES[name].column_names if c not in have]
+            missing = frozenset(c for c in TABLES[name].column_names if c not in have)
             if missing:
-                raise SourceUnavailableError(
-                    f"{self.where}: table '{name}' lacks column(s) {', '.join(missing)}")
+                absent[name] = missing
+        return absent
 
 
 def _reason(e: sa.exc.SQLAlchemyError) -> str:

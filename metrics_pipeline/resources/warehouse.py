@@ -145,6 +145,14 @@ class Warehouse(dg.ConfigurableResource):
             counts["resolved"] = len(gone)
         return counts
 
+    def escalate_removed_column(self, table: str, column: str, message: str) -> None:
+        """Make the open `schema_change` alert of a removed column critical: a metric reads it."""
+        a = data_quality_alerts.c
+        with self.begin() as conn:
+            conn.execute(data_quality_alerts.update().where(
+                a.alert_type == "schema_change", a.source_table == table, a.column_name == column,
+                a.is_resolved.is_(False)).values(severity="critical", message=message))
+
     def schema_snapshot(self, database: str, table: str) -> dict[str, str] | None:
         """{column: type} last seen for a source table, or None before its first snapshot."""
         s = source_schema_snapshots.c
