@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from metrics_pipeline.defs.alert_sensors import ALERT_SENSORS
 from metrics_pipeline.defs.automation import JOBS, SCHEDULES, assets_of, funnel_refresh_job, observe_sources_job
 from metrics_pipeline.defs.checks import ASSET_CHECKS
 from metrics_pipeline.defs.resources import build_resources
@@ -18,6 +19,7 @@ def build_defs(resources: dict | None = None) -> dg.Definitions:
         asset_checks=[*ASSET_CHECKS, *FRESHNESS_CHECKS],
         jobs=[*JOBS.values(), observe_sources_job, funnel_refresh_job],
         schedules=SCHEDULES,
+        sensors=ALERT_SENSORS,
         resources=resources if resources is not None else build_resources(),
     )
 

@@ -117,3 +117,25 @@ def source_freshness_hours() -> float:
     if hours <= 0:
         raise ConfigError(f"{FRESHNESS_ENV}={raw!r} must be a positive number of hours")
     return hours
+
+
+WEBHOOK_ENV = "METRICS_ALERT_WEBHOOK_URL"
+MIN_SEVERITY_ENV = "METRICS_ALERT_MIN_SEVERITY"
+
+
+def alert_webhook_url() -> str | None:
+    """Where the alert sensor posts Slack-compatible messages; None leaves alerts stored only."""
+    url = os.environ.get(WEBHOOK_ENV, "").strip()
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{WEBHOOK_ENV} must be an http(s) URL, got {url.split('?')[0][:40]!r}")
+    return url or None
+
+
+def alert_min_severity() -> str:
+    """The lowest severity delivered to the webhook (default `high`)."""
+    from metrics_pipeline.alerts import SEVERITIES  # noqa: PLC0415 - settings stays import-light
+
+    value = os.environ.get(MIN_SEVERITY_ENV, "high").strip().lower()
+    if value not in SEVERITIES:
+        raise ConfigError(f"{MIN_SEVERITY_ENV}={value!r} must be one of {', '.join(SEVERITIES)}")
+    return value

@@ -112,6 +112,9 @@ data_quality_alerts = sa.Table(
     sa.Column("occurrences", sa.Integer, nullable=False, comment="detections so far"),
     sa.Column("is_resolved", sa.Boolean, nullable=False),
     sa.Column("resolved_at", sa.DateTime),
+    sa.Column("notified_at", sa.DateTime, comment="when the webhook received it (NULL: not yet, or re-opened)"),
+    sa.Column("notify_attempts", sa.Integer, comment="failed webhook deliveries so far"),
+    sa.Column("notify_error", sa.Text, comment="why the last delivery failed"),
     sa.Index("ix_dq_alerts_scope", "check_name", "asset", "partition_key"),
 )
 

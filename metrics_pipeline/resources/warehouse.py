@@ -131,8 +131,9 @@ class Warehouse(dg.ConfigurableResource):
                 values = alert.record() | {"asset": asset, "check_name": check_name, "run_id": run_id,
                                            "last_detected_at": now, "is_resolved": False, "resolved_at": None}
                 if key in known:
+                    reopened = {"notified_at": None} if known[key].is_resolved else {}  # deliver it again
                     conn.execute(data_quality_alerts.update().where(a.alert_key == key)
-                                 .values(**values, occurrences=known[key].occurrences + 1))
+                                 .values(**values, **reopened, occurrences=known[key].occurrences + 1))
                     counts["repeated"] += 1
                 else:
                     conn.execute(data_quality_alerts.insert().values(
@@ -144,6 +145,25 @@ class Warehouse(dg.ConfigurableResource):
                              .values(is_resolved=True, resolved_at=now))
             counts["resolved"] = len(gone)
         return counts
+
+    def alerts_to_notify(self, min_severity: str, limit: int = 200) -> list[dict]:
+        """Open alerts at or above `min_severity` not yet delivered, oldest first."""
+        a = data_quality_alerts.c
+        q = (sa.select(data_quality_alerts).where(
+            a.is_resolved.is_(False), a.notified_at.is_(None),
+            a.severity.in_([s for s in SEVERITIES if at_least(s, min_severity)]))
+            .order_by(a.last_detected_at, a.id).limit(limit))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def mark_notified(self, ids: Sequence[int], error: str | None = None) -> None:
+        """Record a delivery of alerts `ids`: done, or failed with `error` (kept for the next try)."""
+        a = data_quality_alerts.c
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        values = ({"notified_at": now, "notify_error": None} if error is None else
+                  {"notify_attempts": sa.func.coalesce(a.notify_attempts, 0) + 1, "notify_error": error[:2000]})
+        with self.begin() as conn:
+            conn.execute(data_quality_alerts.update().where(a.id.in_(list(ids))).values(**values))
 
     def escalate_removed_column(self, table: str, column: str, message: str) -> None:
         """Make the open `schema_change` alert of a removed column critical: a metric reads it."""
