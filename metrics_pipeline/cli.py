@@ -25,6 +25,21 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from None
 
 
+def _problem(text: str):
+    from metrics_pipeline.seed.problems import parse
+
+    try:
+        return parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def problems_help() -> str:
+    from metrics_pipeline.seed import problems
+
+    return "Plant known data problems into the seeded sources.\n\n" + problems.__doc__.split("\n\n", 1)[1]
+
+
 def _grains(text: str) -> list[str]:
     grains = [g.strip() for g in text.split(",") if g.strip()]
     bad = [g for g in grains if g not in BACKFILL_ORDER]
@@ -65,6 +80,7 @@ def backfill(start: dt.date, end: dt.date, grains: Sequence[str]) -> bool:
     if end < start:
         raise ConfigError(f"--end {end} is before --start {start}")
     instance = _instance()
+    started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     plan = [(g, partition_keys_within(g, start, end)) for g in grains]
     plan = [(g, keys) for g, keys in plan if keys]
     print(f"backfill {start} .. {end}: " + ", ".join(f"{len(k)} {g}" for g, k in plan)
@@ -81,25 +97,55 @@ def backfill(start: dt.date, end: dt.date, grains: Sequence[str]) -> bool:
         for error in run.errors:
             print(f"    {error}", flush=True)
         ok &= run.success
+    print(_alert_summary(started))
     return ok
+
+
+def _alert_summary(since: dt.datetime) -> str:
+    """One line on the data-quality alerts this backfill found (they are stored, whatever the exit status)."""
+    from metrics_pipeline.defs.resources import warehouse_from_env
+
+    found = [a for a in warehouse_from_env().alerts(open_only=True) if a["last_detected_at"] >= since]
+    if not found:
+        return "data-quality alerts: none"
+    kinds: dict[str, int] = {}
+    for a in found:
+        kinds[a["alert_type"]] = kinds.get(a["alert_type"], 0) + 1
+    return (f"data-quality alerts: {len(found)} open (" + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+            + "); list them with `metrics-pipeline alerts --open`")
 
 
 def cmd_backfill(args) -> int:
     return 0 if backfill(args.start, args.end, args.grain) else 1
 
 
+def inject(problems) -> None:
+    from metrics_pipeline.seed.problems import apply
+
+    for problem in problems:
+        print(f"  planted {problem}: {apply(source_urls(), problem):,} row(s)", flush=True)
+
+
+def cmd_inject(args) -> int:
+    inject(args.problems)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from metrics_pipeline.seed import seed_sources
+    from metrics_pipeline.seed.problems import demo_problems
 
     end = dt.date.today() - dt.timedelta(days=1)
     start = end - dt.timedelta(days=args.days - 1)
-    print(f"1/3 seeding {args.days} days of demo sources ({start} .. {end}) into {data_dir()}", flush=True)
+    print(f"1/4 seeding {args.days} days of demo sources ({start} .. {end}) into {data_dir()}", flush=True)
     counts = seed_sources(source_urls(), days=args.days, end=end, scale=args.scale, seed=args.seed,
                           progress=lambda line: print(f"  {line}", flush=True))
     print(f"    {sum(counts.values()):,} source rows", flush=True)
-    print("2/3 backfilling every grain through Dagster", flush=True)
+    print("2/4 planting known problems, so the checks have something to find (--clean: none)", flush=True)
+    inject([] if args.clean else demo_problems(end))
+    print("3/4 backfilling every grain through Dagster", flush=True)
     ok = backfill(start, end, BACKFILL_ORDER)
-    print("3/3 summary", flush=True)
+    print("4/4 summary", flush=True)
     print(_summary(end))
     print("\nOpen the Dagster UI on this data with `make dev` (http://127.0.0.1:3000), "
           "or query values: metrics-pipeline query --metric mrr --grain day")
@@ -189,10 +235,16 @@ def parser() -> argparse.ArgumentParser:
                    help="comma-separated grains (default hour,day,week,month)")
     b.set_defaults(fn=cmd_backfill)
 
-    d = sub.add_parser("demo", help="seed ~120 days ending yesterday, backfill them, print a summary")
+    i = sub.add_parser("inject", help="plant known data problems into the seeded sources",
+                       description=problems_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    i.add_argument("problems", nargs="+", type=_problem, metavar="PROBLEM")
+    i.set_defaults(fn=cmd_inject)
+
+    d = sub.add_parser("demo", help="seed ~120 days ending yesterday, plant a few problems, backfill, summarise")
     d.add_argument("--days", type=int, default=120)
     d.add_argument("--scale", type=float, default=1.0)
     d.add_argument("--seed", type=int, default=42)
+    d.add_argument("--clean", action="store_true", help="plant no problems")
     d.set_defaults(fn=cmd_demo)
 
     q = sub.add_parser("query", help="print values of one metric from metric_values")
