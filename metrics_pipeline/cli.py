@@ -72,8 +72,10 @@ def cmd_seed(args) -> int:
     return 0
 
 
-def backfill(start: dt.date, end: dt.date, grains: Sequence[str]) -> bool:
-    """Materialize every partition of `grains` within [start, end], one run per grain; True if all passed."""
+def backfill(start: dt.date, end: dt.date, grains: Sequence[str], only: str | None = None) -> bool:
+    """Materialize every partition of `grains` within [start, end], one run per grain and span of
+    consecutive partitions; `only` = "missing" or "failed" narrows them. True if all passed."""
+    from metrics_pipeline import operations
     from metrics_pipeline.definitions import defs
     from metrics_pipeline.runner import partition_keys_within, run_range
 
@@ -81,17 +83,20 @@ def backfill(start: dt.date, end: dt.date, grains: Sequence[str]) -> bool:
         raise ConfigError(f"--end {end} is before --start {start}")
     instance = _instance()
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    plan = [(g, partition_keys_within(g, start, end)) for g in grains]
-    plan = [(g, keys) for g, keys in plan if keys]
-    print(f"backfill {start} .. {end}: " + ", ".join(f"{len(k)} {g}" for g, k in plan)
-          + f" partition(s); instance {os.environ['DAGSTER_HOME']}", flush=True)
+    narrow = {None: lambda g, keys: keys, "missing": lambda g, keys: operations.missing_keys(instance, g, keys),
+              "failed": lambda g, keys: operations.failed_keys(instance, g, keys)}[only]
+    plan = [(g, span) for g in grains for span in operations.spans(g, narrow(g, partition_keys_within(g, start, end)))]
+    pace = {g: operations.seconds_per_partition(instance, g) for g in grains}
+    print(f"backfill {start} .. {end}{f' ({only} only)' if only else ''}: "
+          + (", ".join(f"{sum(len(k) for h, k in plan if h == g)} {g}" for g in grains) or "nothing to do")
+          + f" partition(s); instance {os.environ['DAGSTER_HOME']}" + _eta(plan, pace), flush=True)
     ok = True
     for i, (grain, keys) in enumerate(plan, 1):
         t0 = time.monotonic()
         print(f"[{i}/{len(plan)}] {grain}: {keys[0]} .. {keys[-1]} ({len(keys)} partitions) ...", end=" ", flush=True)
         run = run_range(defs, grain, keys, instance, tags={"trigger": "cli_backfill"}, run_config=QUIET_LOGS)
         status = "ok" if run.success else "FAILED"
-        print(f"{status} in {time.monotonic() - t0:.1f} s (run {run.run_id[:8]})", flush=True)
+        print(f"{status} in {time.monotonic() - t0:.1f} s (run {run.run_id[:8]}){_eta(plan[i:], pace)}", flush=True)
         for check in run.failed_checks:
             print(f"    failed blocking check: {check}", flush=True)
         for error in run.errors:
@@ -99,6 +104,13 @@ def backfill(start: dt.date, end: dt.date, grains: Sequence[str]) -> bool:
         ok &= run.success
     print(_alert_summary(started))
     return ok
+
+
+def _eta(plan: list[tuple[str, list[str]]], pace: dict[str, float | None]) -> str:
+    """'; about N s left', from the previous run of each grain's job (nothing when there is none)."""
+    if not plan or any(pace[g] is None for g, _ in plan):
+        return ""
+    return f"; ETA about {sum(pace[g] * len(keys) for g, keys in plan):,.0f} s"
 
 
 def _alert_summary(since: dt.datetime) -> str:
@@ -116,7 +128,26 @@ def _alert_summary(since: dt.datetime) -> str:
 
 
 def cmd_backfill(args) -> int:
-    return 0 if backfill(args.start, args.end, args.grain) else 1
+    only = "missing" if args.missing_only else "failed" if args.from_failed else None
+    return 0 if backfill(args.start, args.end, args.grain, only) else 1
+
+
+def cmd_status(args) -> int:
+    from metrics_pipeline import operations
+    from metrics_pipeline.defs.resources import warehouse_from_env
+
+    rows = [r for r in operations.status(_instance(), warehouse_from_env().alerts(open_only=True))
+            if r["grain"] in args.grain]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'asset':<34} {'grain':<6} {'newest':<17} {'done':>11} {'missing':>8}  open alerts by check")
+    for r in rows:
+        spans = ", ".join(r["missing_spans"][:2]) + (" ..." if len(r["missing_spans"]) > 2 else "")
+        alerts = ", ".join(f"{c} {n}" for c, n in sorted(r["open_alerts"].items())) or "-"
+        print(f"{r['asset']:<34} {r['grain']:<6} {r['newest'] or '-':<17} {r['materialized']:>5}/{r['expected']:<5} "
+              f"{r['missing']:>8}  {alerts}" + (f"\n{'':<42}missing: {spans}" if r["missing"] else ""))
+    return 0
 
 
 def inject(problems) -> None:
@@ -233,7 +264,17 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--end", type=_date, required=True, help="last day, YYYY-MM-DD (inclusive)")
     b.add_argument("--grain", type=_grains, default=list(BACKFILL_ORDER),
                    help="comma-separated grains (default hour,day,week,month)")
+    only = b.add_mutually_exclusive_group()
+    only.add_argument("--missing-only", action="store_true",
+                      help="only partitions some asset of the grain has never materialized")
+    only.add_argument("--from-failed", action="store_true",
+                      help="only partitions whose latest run failed (no later run succeeded for them)")
     b.set_defaults(fn=cmd_backfill)
+
+    st = sub.add_parser("status", help="per asset: newest partition, missing partitions, open alerts by check")
+    st.add_argument("--grain", type=_grains, default=list(BACKFILL_ORDER), help="comma-separated grains")
+    st.add_argument("--format", choices=("table", "json"), default="table")
+    st.set_defaults(fn=cmd_status)
 
     i = sub.add_parser("inject", help="plant known data problems into the seeded sources",
                        description=problems_help(), formatter_class=argparse.RawDescriptionHelpFormatter)

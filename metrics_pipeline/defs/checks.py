@@ -4,7 +4,7 @@ stores what it found in `data_quality_alerts` whatever launched the run.
 
 | check | on | finds | alert type | blocking |
 |---|---|---|---|---|
-| `metric_integrity` | every metric asset | NULL/duplicate keys, negative amounts, rates > 1, week/month != sum of days | invariant_violation | yes |
+| `metric_integrity` | every asset writing metric_values | NULL/duplicate keys, negative amounts, rates > 1, week/month != sum of days | invariant_violation | yes |
 | `mrr_identity` | revenue assets | MRR identity broken to the cent | invariant_violation | yes |
 | `source_expectations` | daily domain assets | source rows failing their Great Expectations suite | invalid_data | no |
 | `source_volume` | daily domain assets | source rows or a dimension value absent against history | missing_data | no |
@@ -20,9 +20,11 @@ import dagster as dg
 
 from metrics_pipeline.alerts import Alert
 from metrics_pipeline.contract import TABLES
+from metrics_pipeline.defs.cohort_assets import daily_conversion_funnel, weekly_retention_cohorts
 from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS, window_periods
 from metrics_pipeline.defs.resources import resource_key
+from metrics_pipeline.metrics import cohorts, funnel
 from metrics_pipeline.metrics.catalog import DOMAINS
 from metrics_pipeline.metrics.derived import DERIVED
 from metrics_pipeline.metrics.periods import Period, partition_key, shifted
@@ -282,6 +284,8 @@ ASSET_CHECKS = [
     *(build_integrity_check(asset, d.metrics_for(g), g) for d in DOMAINS for g in d.grains
       if (asset := METRIC_ASSETS[(d.name, g)])),
     *(build_integrity_check(asset, [m for m in DERIVED if g in m.grains], g) for g, asset in DERIVED_ASSETS.items()),
+    build_integrity_check(weekly_retention_cohorts, list(cohorts.SUMMARY_METRICS), "week"),
+    build_integrity_check(daily_conversion_funnel, [funnel.SUMMARY_METRIC], "day"),
     *(build_mrr_identity_check(g) for g in next(d for d in DOMAINS if d.name == "revenue").grains),
     *(build_expectations_check(d) for d in DOMAINS if "day" in d.grains),
     *(build_volume_check(d) for d in DOMAINS if "day" in d.grains),

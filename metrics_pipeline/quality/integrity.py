@@ -23,7 +23,8 @@ from metrics_pipeline.warehouse_schema import metric_values
 MAY_BE_NEGATIVE = frozenset({"net_revenue", "net_mrr_churn_rate", "net_revenue_retention", "arpu", "clv", "roas"})
 # share of a whole that contains it, by definition (not by the data's good will)
 BOUNDED_RATES = frozenset({"retention_d1", "retention_d7", "retention_d30", "stickiness", "customer_churn_rate",
-                           "gross_mrr_churn_rate", "ai_success_rate", "failure_rate"})
+                           "gross_mrr_churn_rate", "ai_success_rate", "failure_rate", "retention_w1",
+                           "retention_w4", "funnel_conversion"})
 REQUIRED = ("metric", "grain", "period_start", "period_end", "dimension", "dimension_value", "source")
 KEY = ("metric", "grain", "period_start", "dimension", "dimension_value")
 TOLERANCE = 1e-6  # relative, for sums of floats
