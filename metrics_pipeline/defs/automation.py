@@ -54,6 +54,7 @@ observe_sources_schedule = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING, tags={"trigger": "schedule"},
     description="Hourly at :15: source row counts, watermarks and freshness.")
 
+
 def build_grain_schedule(grain: str) -> dg.ScheduleDefinition:
     """Runs every asset of `grain` for the newest closed period, once per period (run key)."""
     partitions = PARTITIONS[grain]
