@@ -91,7 +91,8 @@ data_quality_alerts = sa.Table(
     sa.Column("alert_key", sa.String(512), nullable=False, unique=True,
               comment="what makes two detections the same problem: type, check, asset, partition, table, column, rule"),
     sa.Column("alert_type", sa.String(32), nullable=False,
-              comment="missing_data, data_spike, data_drop, schema_change, invalid_data, invariant_violation, freshness"),
+              comment="missing_data, data_spike, data_drop, schema_change, invalid_data, invariant_violation, "
+                      "freshness, pipeline_failure"),
     sa.Column("severity", sa.String(8), nullable=False, comment="low, medium, high or critical"),
     sa.Column("asset", sa.String(128)),
     sa.Column("check_name", sa.String(128)),

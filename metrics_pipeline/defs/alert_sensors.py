@@ -2,15 +2,14 @@
 
 `alert_delivery_sensor` reads `data_quality_alerts` itself, so WARN checks (which never fail a run)
 and alerts written by CLI backfills are delivered like the rest. An alert is marked delivered only
-once the webhook accepted it; while the webhook is down, the row stays undelivered (attempts and
-error recorded) and the next tick tries again. Nothing is ever deleted.
+once the webhook accepted it; while the webhook is down, the tick fails, the row stays undelivered
+(attempts and error recorded) and the next tick tries again. Nothing is ever deleted.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
-from metrics_pipeline.alerts import Alert
 from metrics_pipeline.delivery import DeliveryError, post_json, slack_payload
 from metrics_pipeline.resources import Warehouse
 from metrics_pipeline.settings import alert_min_severity, alert_webhook_url
@@ -40,15 +39,18 @@ def alert_delivery_sensor(context: dg.SensorEvaluationContext, warehouse: Wareho
     try:
         post_json(url, slack_payload(due), retries=RETRIES, backoff=BACKOFF_SECONDS)
     except DeliveryError as e:
-        warehouse.mark_notified(ids, error=str(e))
+        warehouse.mark_notify_failed(ids, str(e))
         context.log.warning(f"{len(ids)} alert(s) kept for the next tick: {e}")
-        return dg.SkipReason(f"delivery failed, {len(ids)} alert(s) kept: {e}")
+        raise  # a failed tick in the UI: alerts are not reaching anyone
     warehouse.mark_notified(ids)
     return dg.SkipReason(f"delivered {len(ids)} alert(s)")
 
 
-@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING,
-                       description="Stores a `pipeline_failure` alert (severity high) for every failed run.")
+# monitor_all_code_locations: runs launched by `metrics-pipeline backfill` execute in process and
+# carry no code location, so the default (this location's runs only) would never see them.
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING, monitor_all_code_locations=True,
+                       description="Stores a `pipeline_failure` alert (severity high) for every failed run of the "
+                                   "instance, naming job, partition range, failed step and error.")
 def pipeline_failure_sensor(context: dg.RunFailureSensorContext, warehouse: Warehouse):
     run = context.dagster_run
     tags = run.tags
@@ -62,10 +64,9 @@ def pipeline_failure_sensor(context: dg.RunFailureSensorContext, warehouse: Ware
     reason = error.message.strip().splitlines()[0].split(": ", 1)[-1] if error else (
         context.failure_event.message or "unknown")
     failed_step = f" at step {steps[0].step_key}" if steps else ""
-    warehouse.record_check_alerts(
-        [Alert("pipeline_failure", "high", f"run {run.run_id[:8]} of {run.job_name} ({partition or 'no partition'}) "
-                                            f"failed{failed_step}: {reason}", first)],
-        asset=run.job_name, check_name="run_failure", partition_keys=[], run_id=run.run_id)
+    warehouse.record_pipeline_failure(
+        run.run_id, run.job_name, f"run {run.run_id[:8]} of {run.job_name} ({partition or 'no partition'}) "
+                                  f"failed{failed_step}: {reason}", first)
 
 
 ALERT_SENSORS = [alert_delivery_sensor, pipeline_failure_sensor]

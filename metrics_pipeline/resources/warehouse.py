@@ -146,8 +146,13 @@ class Warehouse(dg.ConfigurableResource):
             counts["resolved"] = len(gone)
         return counts
 
-    def alerts_to_notify(self, min_severity: str, limit: int = 200) -> list[dict]:
-        """Open alerts at or above `min_severity` not yet delivered, oldest first."""
+    def record_pipeline_failure(self, run_id: str, job_name: str, message: str, partition_key: str) -> None:
+        """Store a failed run as a `pipeline_failure` alert (high): one per run, however often it is seen."""
+        self.record_check_alerts([Alert("pipeline_failure", "high", message, partition_key, rule=run_id)],
+                                 asset=job_name, check_name="run_failure", partition_keys=[], run_id=run_id)
+
+    def alerts_to_notify(self, min_severity: str, limit: int = 100) -> list[dict]:
+        """Open alerts at or above `min_severity` whose current occurrence is not delivered yet, oldest first."""
         a = data_quality_alerts.c
         q = (sa.select(data_quality_alerts).where(
             a.is_resolved.is_(False), a.notified_at.is_(None),
@@ -156,14 +161,19 @@ class Warehouse(dg.ConfigurableResource):
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 
-    def mark_notified(self, ids: Sequence[int], error: str | None = None) -> None:
-        """Record a delivery of alerts `ids`: done, or failed with `error` (kept for the next try)."""
-        a = data_quality_alerts.c
+    def mark_notified(self, ids: Sequence[int]) -> None:
+        """The webhook accepted alerts `ids`: they are delivered until they re-open."""
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        values = ({"notified_at": now, "notify_error": None} if error is None else
-                  {"notify_attempts": sa.func.coalesce(a.notify_attempts, 0) + 1, "notify_error": error[:2000]})
+        self._update_alerts(ids, notified_at=now, notify_error=None)
+
+    def mark_notify_failed(self, ids: Sequence[int], error: str) -> None:
+        """A delivery of alerts `ids` failed: count it and keep `error`; they stay due for the next try."""
+        self._update_alerts(ids, notify_attempts=sa.func.coalesce(data_quality_alerts.c.notify_attempts, 0) + 1,
+                            notify_error=error[:2000])
+
+    def _update_alerts(self, ids: Sequence[int], **values) -> None:
         with self.begin() as conn:
-            conn.execute(data_quality_alerts.update().where(a.id.in_(list(ids))).values(**values))
+            conn.execute(data_quality_alerts.update().where(data_quality_alerts.c.id.in_(list(ids))).values(**values))
 
     def escalate_removed_column(self, table: str, column: str, message: str) -> None:
         """Make the open `schema_change` alert of a removed column critical: a metric reads it."""
