@@ -63,6 +63,10 @@ class SourceTable:
         absent = ABSENT_COLUMNS.get().get(self.name, frozenset())
         return tuple(c for c in self.columns if c.name not in absent)
 
+    def sa_indexes(self, table: sa.Table) -> list[sa.Index]:
+        """The contract's indexes on `table` (the time columns metrics filter on), named ix_<table>_<cols>."""
+        return [sa.Index(f"ix_{self.name}_{'_'.join(cols)}", *(table.c[c] for c in cols)) for cols in self.indexes]
+
     def sa_table(self, metadata: sa.MetaData | None = None) -> sa.Table:
         """A SQLAlchemy Core table with the contract's columns (those present, inside a connection)."""
         return sa.Table(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import sqlalchemy as sa
+
 from metrics_pipeline.seed import seed_sources
 from metrics_pipeline.seed.problems import apply, demo_problems, parse
 
@@ -28,6 +30,8 @@ def test_planted_problems_are_found_and_nothing_else(sources, materialize):
     assert sources.warehouse().alerts() == []  # clean history: not a single alert
 
     _plant(sources)
+    indexes = {i["name"] for i in sa.inspect(sources.engines["app"]).get_indexes("user_sessions")}
+    assert {"ix_user_sessions_started_at", "ix_user_sessions_user_id_started_at"} <= indexes  # kept when NULL-able
     second = materialize(sources, "day", LATER.isoformat(), END.isoformat())
     assert second.success, second.errors  # WARN checks only: nothing that would spread wrong numbers
     alerts = sources.warehouse().alerts(open_only=True)

@@ -112,9 +112,8 @@ class _Target:
         with self.engine.begin() as conn:
             metadata = sa.MetaData()
             for t in self.tables:
-                sa_table = t.sa_table(metadata)
-                for columns in t.indexes:
-                    sa.Index(f"ix_{t.name}_{'_'.join(columns)}", *(sa_table.c[c] for c in columns)).create(conn)
+                for index in t.sa_indexes(t.sa_table(metadata)):
+                    index.create(conn)
                 conn.exec_driver_sql(f'ANALYZE "{t.name}"')
 
     def close(self) -> None:

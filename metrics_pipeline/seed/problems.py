@@ -129,6 +129,8 @@ def _allow_null(conn: sa.Connection, table: SourceTable, column: str) -> None:
     conn.exec_driver_sql(f"INSERT INTO {loose.name} SELECT {', '.join(table.column_names)} FROM {table.name}")
     conn.exec_driver_sql(f"DROP TABLE {table.name}")
     conn.exec_driver_sql(f"ALTER TABLE {loose.name} RENAME TO {table.name}")
+    for index in table.sa_indexes(table.sa_table(sa.MetaData())):  # SQLite drops them with the table
+        index.create(conn)
 
 
 def _volume(conn_of: Callable, p: Problem) -> int:
