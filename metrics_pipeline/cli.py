@@ -151,10 +151,15 @@ def cmd_status(args) -> int:
 
 
 def inject(problems) -> None:
-    from metrics_pipeline.seed.problems import apply
+    """Plant each problem into the sources, one line each; a problem that cannot be planted (no rows
+    that day, a column already gone, sources not seeded) stops here, exit status 2."""
+    from metrics_pipeline.seed.problems import plant
 
     for problem in problems:
-        print(f"  planted {problem}: {apply(source_urls(), problem):,} row(s)", flush=True)
+        try:
+            print(f"  planted {plant(source_urls(), problem)}", flush=True)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
 
 
 def cmd_inject(args) -> int:

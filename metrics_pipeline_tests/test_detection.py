@@ -9,7 +9,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from metrics_pipeline.seed import seed_sources
-from metrics_pipeline.seed.problems import apply, demo_problems, parse
+from metrics_pipeline.seed.problems import demo_problems, parse, plant
 
 END = dt.date(2026, 3, 31)
 DAYS = 120
@@ -20,7 +20,7 @@ D = {p.kind: p.day.isoformat() for p in demo_problems(END)}
 
 def _plant(sources) -> None:
     for problem in [*demo_problems(END), parse("drop_column:events.properties")]:
-        assert apply(sources.urls, problem) >= (0 if problem.kind == "drop_column" else 1), problem
+        assert plant(sources.urls, problem).rows >= (0 if problem.kind == "drop_column" else 1), problem.token
 
 
 def test_planted_problems_are_found_and_nothing_else(sources, materialize):
@@ -72,4 +72,4 @@ def test_bad_problem_tokens_name_the_bad_part():
                            ("drop_column:users.id", "part of the table's key")):
         with pytest.raises(ValueError, match=message):
             parse(token)
-    assert str(parse("enum:payments.status:2026-01-02")) == "enum payments.status 2026-01-02"
+    assert parse("enum:payments.status:2026-01-02").token == "enum:payments.status:2026-01-02:3"

@@ -9,16 +9,18 @@
 | `enum:TABLE.COLUMN:DAY[:N]` | sets an enumerated column to 'unknown_value' on N rows (default 3) |
 | `currency:DAY[:N]` | makes N succeeded payments of the day EUR (default 1) |
 | `channel:DAY[:CHANNEL]` | deletes the day's `ad_spend_daily` rows of one channel (default meta_ads) |
-| `drop_column:TABLE.COLUMN` | drops a column from a source table |
+| `drop_column:TABLE.COLUMN` | drops a column (and its indexes) from a source table |
 
-Days are calendar days of METRICS_TIMEZONE. Changed rows get `updated_at` = now, as a real late
-change would. Rows are picked in id order, so a plant is deterministic.
+Days are calendar days of METRICS_TIMEZONE. Changed and inserted rows get `updated_at` = now, as a
+real late change would. Rows are picked in id order, so a plant is deterministic. A day without
+rows to change, or a column the table no longer has, is an error that changes nothing.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -29,9 +31,11 @@ from metrics_pipeline.metrics.sqltime import bound_text
 from metrics_pipeline.resources.engines import sqlite_path
 from metrics_pipeline.settings import timezone_name
 
-KEEP_ON_DROP = 0.3
+DROP_SHARE = 0.7
 SPIKE_COPIES = 2
 VOLUME_TABLES = ("user_sessions", "events")
+BAD_VALUES = {"nulls": None, "enum": "unknown_value", "currency": "EUR"}
+SAMPLE_IDS = 5
 
 
 @dataclass(frozen=True)
@@ -43,9 +47,43 @@ class Problem:
     count: int | None = None
     value: str | None = None
 
+    @property
+    def token(self) -> str:
+        """The token with its defaults filled in (it parses back into this problem)."""
+        column = f"{self.table}.{self.column}" if self.kind in ("nulls", "enum", "drop_column") else None
+        value = self.value if self.kind == "channel" else self.count
+        return ":".join(str(p) for p in (self.kind, column, self.day, value) if p is not None)
+
+
+@dataclass(frozen=True)
+class TableChange:
+    """One table's share of a plant: how many rows were deleted, inserted or updated, and the first of
+    them in id order (campaign ids for `ad_spend_daily`; the new copies' ids for a spike)."""
+
+    database: str
+    table: str
+    rows: int
+    sample_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Planted:
+    """What planting one problem did to the sources."""
+
+    problem: Problem
+    changes: tuple[TableChange, ...]
+
+    @property
+    def rows(self) -> int:
+        return sum(c.rows for c in self.changes)
+
     def __str__(self) -> str:
-        where = f"{self.table}.{self.column}" if self.column else (self.table or "")
-        return " ".join(str(p) for p in (self.kind, where, self.day, self.value) if p)
+        if self.problem.kind == "drop_column":
+            (c,) = self.changes
+            return f"{self.problem.token}: column {self.problem.column} dropped from {c.database}.{c.table}"
+        verb = {"drop": "deleted", "channel": "deleted", "spike": "inserted"}.get(self.problem.kind, "updated")
+        return f"{self.problem.token}: " + ", ".join(
+            f"{c.database}.{c.table} {c.rows:,} row(s) {verb}" for c in self.changes)
 
 
 def _day(text: str, token: str) -> dt.date:
@@ -105,7 +143,21 @@ def parse(token: str) -> Problem:
     return Problem(kind, table=table, column=column)
 
 
+def _live(conn: sa.Connection, table: SourceTable, problem: Problem, *columns: str) -> sa.Table:
+    """The table as the source holds it now (reflected: a column dropped since seeding is gone)."""
+    try:
+        t = sa.Table(table.name, sa.MetaData(), autoload_with=conn)
+    except sa.exc.NoSuchTableError:
+        raise ValueError(f"{problem.token}: source database '{table.database}' has no table {table.name}: "
+                         "run `metrics-pipeline seed` first") from None
+    for column in columns:
+        if column not in t.c:
+            raise ValueError(f"{problem.token}: {table.database}.{table.name} has no column {column!r} (dropped?)")
+    return t
+
+
 def _in_day(table: SourceTable, t: sa.Table, day: dt.date) -> sa.ColumnElement:
+    """The table's rows whose time column falls on `day` of METRICS_TIMEZONE ([start, end) in naive UTC)."""
     col = t.c[table.time_column]
     if table.column(table.time_column).kind == "date":
         return col == day.isoformat()
@@ -113,8 +165,12 @@ def _in_day(table: SourceTable, t: sa.Table, day: dt.date) -> sa.ColumnElement:
     return sa.and_(col >= bound_text(period.start_utc), col < bound_text(period.end_utc))
 
 
-def _ids(conn: sa.Connection, t: sa.Table, where: sa.ColumnElement, limit: int | None = None) -> list[str]:
-    return list(conn.execute(sa.select(t.c.id).where(where).order_by(t.c.id).limit(limit)).scalars())
+def _ids(conn: sa.Connection, column: sa.Column, where: sa.ColumnElement, limit: int | None = None) -> list[str]:
+    return list(conn.execute(sa.select(column).where(where).order_by(column).limit(limit)).scalars())
+
+
+def _none_on(problem: Problem, table: SourceTable) -> ValueError:
+    return ValueError(f"{problem.token}: {table.database}.{table.name} has no rows to change on {problem.day}")
 
 
 def _allow_null(conn: sa.Connection, table: SourceTable, column: str) -> None:
@@ -133,67 +189,92 @@ def _allow_null(conn: sa.Connection, table: SourceTable, column: str) -> None:
         index.create(conn)
 
 
-def _volume(conn_of: Callable, p: Problem) -> int:
-    changed = 0
-    for name in VOLUME_TABLES:
-        table = TABLES[name]
-        t = table.sa_table()
-        with conn_of(table.database) as conn:
-            where = _in_day(table, t, p.day)
-            if p.kind == "drop":
-                ids = _ids(conn, t, where)
-                gone = ids[: round(len(ids) * (1 - KEEP_ON_DROP))]
-                conn.execute(t.delete().where(t.c.id.in_(gone)))
-                changed += len(gone)
-            else:
-                now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-                rows = [dict(r._mapping) for r in conn.execute(sa.select(t).where(where))]
-                copies = [r | {"id": f"{r['id']}_copy{k}", "updated_at": now}
-                          for k in range(1, SPIKE_COPIES + 1) for r in rows]
-                if copies:
-                    conn.execute(t.insert(), copies)
-                changed += len(copies)
-    return changed
+def _drop(conn: sa.Connection, table: SourceTable, p: Problem, now: dt.datetime) -> TableChange:
+    """A volume drop: the first DROP_SHARE of the day's rows in id order are deleted."""
+    t = _live(conn, table, p, table.time_column)
+    where = _in_day(table, t, p.day)
+    ids = _ids(conn, t.c.id, where)
+    if not ids:
+        raise _none_on(p, table)
+    gone = ids[:round(len(ids) * DROP_SHARE)]
+    conn.execute(t.delete().where(where, t.c.id <= gone[-1]))
+    return TableChange(table.database, table.name, len(gone), tuple(gone[:SAMPLE_IDS]))
 
 
-def apply(urls: dict[str, str], problem: Problem) -> int:
-    """Plant `problem` into the sources at `urls` (one transaction per database); rows affected."""
-    engines: dict[str, sa.Engine] = {}
+def _spike(conn: sa.Connection, table: SourceTable, p: Problem, now: dt.datetime) -> TableChange:
+    """A volume spike: SPIKE_COPIES copies of each of the day's rows (ids `<id>_copyK`, inserted now)."""
+    t = _live(conn, table, p, table.time_column)
+    rows = [dict(r._mapping) for r in conn.execute(sa.select(t).where(_in_day(table, t, p.day)).order_by(t.c.id))]
+    if not rows:
+        raise _none_on(p, table)
+    if any("_copy" in r["id"] for r in rows):
+        raise ValueError(f"{p.token}: {table.database}.{table.name} is already spiked on {p.day}")
+    copies = [r | {"id": f"{r['id']}_copy{k}", "updated_at": now} for r in rows for k in range(1, SPIKE_COPIES + 1)]
+    conn.execute(t.insert(), copies)
+    return TableChange(table.database, table.name, len(copies), tuple(c["id"] for c in copies[:SAMPLE_IDS]))
 
-    def conn_of(database: str):
-        path = sqlite_path(urls[database])
+
+def _channel(conn: sa.Connection, table: SourceTable, p: Problem, now: dt.datetime) -> TableChange:
+    """A channel missing from the day's ad spend report: all its campaigns' rows deleted."""
+    t = _live(conn, table, p, "channel")
+    where = sa.and_(_in_day(table, t, p.day), t.c.channel == p.value)
+    campaigns = _ids(conn, t.c.campaign_id, where)
+    if not campaigns:
+        raise ValueError(f"{p.token}: {table.database}.{table.name} has no {p.value} rows on {p.day}")
+    conn.execute(t.delete().where(where))
+    return TableChange(table.database, table.name, len(campaigns), tuple(campaigns[:SAMPLE_IDS]))
+
+
+def _drop_column(conn: sa.Connection, table: SourceTable, p: Problem, now: dt.datetime) -> TableChange:
+    """A schema change: the column and every index on it are dropped (SQLite needs 3.35 or later)."""
+    _live(conn, table, p, p.column)
+    if conn.dialect.name == "sqlite" and conn.dialect.server_version_info < (3, 35):
+        raise ValueError(f"{p.token}: SQLite {conn.dialect.server_version_info} cannot drop a column (needs 3.35+)")
+    for index in sa.inspect(conn).get_indexes(table.name):
+        if p.column in index["column_names"]:
+            conn.exec_driver_sql(f'DROP INDEX "{index["name"]}"')
+    conn.exec_driver_sql(f'ALTER TABLE "{table.name}" DROP COLUMN "{p.column}"')
+    return TableChange(table.database, table.name, 0)
+
+
+def _bad_value(conn: sa.Connection, table: SourceTable, p: Problem, now: dt.datetime) -> TableChange:
+    """Invalid rows: the first N of the day (succeeded ones for `currency`) get the bad value."""
+    t = _live(conn, table, p, table.time_column, p.column)
+    where = _in_day(table, t, p.day)
+    if p.kind == "currency":
+        where = sa.and_(where, t.c.status == "succeeded")
+    ids = _ids(conn, t.c.id, where, p.count)
+    if not ids:
+        raise _none_on(p, table)
+    if p.kind == "nulls" and not t.c[p.column].nullable:  # after the check: SQLite commits DDL at once
+        _allow_null(conn, table, p.column)
+    conn.execute(t.update().where(t.c.id.in_(ids)).values({p.column: BAD_VALUES[p.kind], "updated_at": now}))
+    return TableChange(table.database, table.name, len(ids), tuple(ids[:SAMPLE_IDS]))
+
+
+PLANTERS: dict[str, Callable[..., TableChange]] = {
+    "drop": _drop, "spike": _spike, "channel": _channel, "drop_column": _drop_column,
+    "nulls": _bad_value, "enum": _bad_value, "currency": _bad_value,
+}
+
+
+def plant(urls: dict[str, str], problem: Problem) -> Planted:
+    """Plant `problem` into the sources at `urls`, all or nothing (one transaction per URL); what it changed."""
+    tables = [TABLES[n] for n in (VOLUME_TABLES if problem.table is None else (problem.table,))]
+    for table in tables:
+        path = sqlite_path(urls[table.database])
         if path is not None and not path.exists():
-            raise ValueError(f"source database '{database}' not found at {path}: run `metrics-pipeline seed` first")
-        engines.setdefault(database, sa.create_engine(urls[database]))
-        return engines[database].begin()
-
-    try:
-        if problem.kind in ("drop", "spike"):
-            return _volume(conn_of, problem)
-        table = TABLES[problem.table]
-        t = table.sa_table()
-        with conn_of(table.database) as conn:
-            if problem.kind == "drop_column":
-                conn.exec_driver_sql(f"ALTER TABLE {table.name} DROP COLUMN {problem.column}")
-                return 0
-            if problem.kind == "channel":
-                return conn.execute(t.delete().where(_in_day(table, t, problem.day),
-                                                     t.c.channel == problem.value)).rowcount
-            if problem.kind == "nulls":
-                _allow_null(conn, table, problem.column)
-            where = _in_day(table, t, problem.day)
-            bad = {"nulls": None, "enum": "unknown_value", "currency": "EUR"}[problem.kind]
-            if problem.kind == "currency":
-                where = sa.and_(where, t.c.status == "succeeded")
-            ids = _ids(conn, t, where, problem.count)
-            if not ids:
-                raise ValueError(f"{problem}: {table.name} has no rows on {problem.day}")
-            now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-            conn.execute(t.update().where(t.c.id.in_(ids)).values({problem.column: bad, "updated_at": now}))
-            return len(ids)
-    finally:
-        for engine in engines.values():
-            engine.dispose()
+            raise ValueError(f"source database '{table.database}' not found at {path}: "
+                             "run `metrics-pipeline seed` first")
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    with ExitStack() as stack:
+        conns: dict[str, sa.Connection] = {}
+        for url in dict.fromkeys(urls[t.database] for t in tables):
+            engine = sa.create_engine(url)
+            stack.callback(engine.dispose)
+            conns[url] = stack.enter_context(engine.begin())
+        changes = tuple(PLANTERS[problem.kind](conns[urls[t.database]], t, problem, now) for t in tables)
+    return Planted(problem, changes)
 
 
 def demo_problems(end: dt.date) -> list[Problem]:
