@@ -134,16 +134,21 @@ def build_mrr_identity_check(grain: str) -> dg.AssetChecksDefinition:
 
 # ---- the source rows behind a day ------------------------------------------------------------------
 
+def _daily_source_check(domain: Domain, name: str, description: str):
+    """The decorator of a check on a domain's daily asset that reads the domain's source database."""
+    return dg.asset_check(asset=METRIC_ASSETS[(domain.name, "day")], name=name, partitions_def=PARTITIONS["day"],
+                          required_resource_keys={resource_key(domain.database), "warehouse"}, description=description)
+
+
 def build_expectations_check(domain: Domain) -> dg.AssetChecksDefinition:
     tables = domain.tables_for("day")
 
-    @dg.asset_check(
-        asset=METRIC_ASSETS[(domain.name, "day")], name="source_expectations", partitions_def=PARTITIONS["day"],
-        required_resource_keys={resource_key(domain.database), "warehouse"},
-        description=f"Great Expectations suites over each day's rows of {', '.join(tables)}: required columns not "
-                    "NULL, enumerated values known, amounts and counters not negative, currency 'USD', ended_at "
-                    "not before started_at, references resolving. Failing rows are left out of every metric; "
-                    "alerts name table, column, expectation, bad rows and sample ids.",
+    @_daily_source_check(
+        domain, "source_expectations",
+        f"Great Expectations suites over each day's rows of {', '.join(tables)}: required columns not "
+        "NULL, enumerated values known, amounts and counters not negative, currency 'USD', ended_at "
+        "not before started_at, references resolving. Failing rows are left out of every metric; "
+        "alerts name table, column, expectation, bad rows and sample ids.",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         from metrics_pipeline.quality.expectations import validate_tables  # imports GX (~3 s)
@@ -186,11 +191,10 @@ def find_domain_gaps(conn, domain: Domain, periods: list[Period]) -> list[Gap]:
 def build_volume_check(domain: Domain) -> dg.AssetChecksDefinition:
     tables = domain.tables_for("day")
 
-    @dg.asset_check(
-        asset=METRIC_ASSETS[(domain.name, "day")], name="source_volume", partitions_def=PARTITIONS["day"],
-        required_resource_keys={resource_key(domain.database), "warehouse"},
-        description=f"Days whose rows of {', '.join(tables)} are absent, or lack a platform, channel or other "
-                    "breakdown value, where the previous week always had plenty (missing_data).",
+    @_daily_source_check(
+        domain, "source_volume",
+        f"Days whose rows of {', '.join(tables)} are absent, or lack a platform, channel or other "
+        "breakdown value, where the previous week always had plenty (missing_data).",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         periods = window_periods(context, "day")
