@@ -203,3 +203,15 @@ def test_a_failed_integrity_check_stops_downstream_assets_in_the_same_run(source
     written = {r["asset"] for r in sources.warehouse().metric_rows(grain="day")}
     assert "daily_activity_metrics" in written and "daily_interactions_metrics" in written
     assert "daily_derived_metrics" not in written  # downstream of the failed check: never ran
+
+
+def test_a_value_vanishing_on_a_day_that_lost_most_rows_is_a_drop_not_missing_data(sources):
+    first = dt.date(2026, 2, 1)
+    for i in range(9):  # 40 ios + 12 web events a day; day 9 keeps 5 ios and no web (a drop day)
+        day = first + dt.timedelta(days=i)
+        ios, web = (40, 12) if i < 8 else (5, 0)
+        sources.insert("events", *({"event_time": f"{day} 10:00:00", "platform": "ios"} for _ in range(ios)),
+                       *({"event_time": f"{day} 11:00:00", "platform": "web"} for _ in range(web)))
+    periods = periods_between("day", dt.datetime(2026, 2, 9), dt.datetime(2026, 2, 10), "UTC")
+    with sources.engines["interactions"].connect() as conn:
+        assert find_gaps(conn, TABLES["events"], ["platform"], periods) == []

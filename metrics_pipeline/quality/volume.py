@@ -3,7 +3,7 @@
 Two findings, both per period and computed in the source with one GROUP BY per table or column:
 - a **table** with no rows in a period, after `HISTORY` prior periods that all had rows;
 - a **dimension value** (a platform, an ad channel, ...) with no rows in a period, after `HISTORY`
-  prior periods that all had rows, while the table itself has rows.
+  prior periods that all had rows, while the table keeps at least half its usual rows.
 "History says there should be some" means: zero would be a freak of chance. For event tables that
 is a baseline of at least `MIN_ROWS` rows in each prior period (a Poisson count of 10 is 0 with
 probability 5e-5); tables keyed by a DATE are daily reports, expected every day once present.
@@ -21,6 +21,7 @@ from metrics_pipeline.metrics.periods import Period, in_period, periods_subquery
 
 HISTORY = 7
 MIN_ROWS = 10
+MIN_SHARE_KEPT = 0.5  # of the smallest prior day's rows, for a vanished value to count
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,10 @@ def find_gaps(conn: sa.Connection, table: SourceTable, columns: list[str], perio
         expected = _expected(table, prior)
         if totals.get((keys[i],), 0) == 0 and expected is not None:
             gaps.append(Gap(table.name, keys[i], None, None, expected))
+    # a value vanishing is only its own problem while the table keeps its usual volume: on a day that
+    # lost most of its rows, rare values vanish by chance, and the drop is the problem (data_drop)
+    usual = {keys[i] for i in range(HISTORY, len(every))
+             if totals.get((keys[i],), 0) >= MIN_SHARE_KEPT * min(totals.get((k,), 0) for k in keys[i - HISTORY:i])}
     missing_periods = {g.period for g in gaps}
     for column in columns:
         by_value: dict[str, dict[str, int]] = defaultdict(dict)
@@ -73,7 +78,7 @@ def find_gaps(conn: sa.Connection, table: SourceTable, columns: list[str], perio
             by_value[value][period] = n
         for value, counts in sorted(by_value.items()):
             for i in range(HISTORY, len(every)):
-                if keys[i] in missing_periods or counts.get(keys[i], 0) > 0:
+                if keys[i] in missing_periods or keys[i] not in usual or counts.get(keys[i], 0) > 0:
                     continue
                 expected = _expected(table, [counts.get(k, 0) for k in keys[i - HISTORY:i]])
                 if expected is not None:
