@@ -107,16 +107,28 @@ def schedule_cron(grain: str) -> str:
 FRESHNESS_ENV = "METRICS_SOURCE_FRESHNESS_HOURS"
 
 
+LOOKBACK_ENV = "METRICS_LATE_DATA_LOOKBACK_DAYS"
+
+
+def _positive(env: str, default: str, unit: str) -> float:
+    raw = os.environ.get(env, default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise ConfigError(f"{env}={raw!r} must be a positive number of {unit}")
+    return value
+
+
 def source_freshness_hours() -> float:
     """How old a source table's newest `updated_at` may be before a freshness alert (default 26 h)."""
-    raw = os.environ.get(FRESHNESS_ENV, "26")
-    try:
-        hours = float(raw)
-    except ValueError:
-        hours = -1
-    if hours <= 0:
-        raise ConfigError(f"{FRESHNESS_ENV}={raw!r} must be a positive number of hours")
-    return hours
+    return _positive(FRESHNESS_ENV, "26", "hours")
+
+
+def late_data_lookback_days() -> float:
+    """How far back the late-data sensor re-materializes changed partitions (default 35 days)."""
+    return _positive(LOOKBACK_ENV, "35", "days")
 
 
 WEBHOOK_ENV = "METRICS_ALERT_WEBHOOK_URL"

@@ -6,7 +6,6 @@ import datetime as dt
 import math
 
 import pytest
-import sqlalchemy as sa
 
 from metrics_pipeline.contract import TABLES
 from metrics_pipeline_tests.conftest import values

@@ -27,7 +27,7 @@ from metrics_pipeline.defs.resources import resource_key
 from metrics_pipeline.metrics import cohorts, funnel
 from metrics_pipeline.metrics.catalog import DOMAINS
 from metrics_pipeline.metrics.derived import DERIVED
-from metrics_pipeline.metrics.periods import Period, partition_key, shifted
+from metrics_pipeline.metrics.periods import Period, partition_key, with_history
 from metrics_pipeline.metrics.revenue import CENT, MOVEMENTS, mrr_at, mrr_identity_breaks
 from metrics_pipeline.metrics.spec import Domain, MetricDef
 from metrics_pipeline.partitions import PARTITIONS
@@ -236,9 +236,8 @@ def _series(rows: list[dict], keys: list[str], metric: MetricDef) -> list[anomal
 
 
 def build_anomaly_check(domain: Domain, grain: str) -> dg.AssetChecksDefinition:
-    metrics = [m for m in domain.metrics_for(grain)]
+    metrics = domain.metrics_for(grain)
     reads = metric_tables(domain)
-    history = 84 if grain == "day" else 18  # baseline plus volatility window, in periods
 
     @dg.asset_check(
         asset=METRIC_ASSETS[(domain.name, grain)], name="metric_anomalies", partitions_def=PARTITIONS[grain],
@@ -250,7 +249,9 @@ def build_anomaly_check(domain: Domain, grain: str) -> dg.AssetChecksDefinition:
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         periods = window_periods(context, grain)
-        every = [shifted(periods[0], -k) for k in range(history, 0, -1)] + periods
+        rules = {m.name: anomaly.rule_for(m.name, grain) for m in metrics}
+        history = max(anomaly.history_needed(rule, grain) for rule in rules.values())
+        every = with_history(periods, history)
         keys = [p.key for p in every]
         explained: set[tuple[str, str]] = set()
         if grain == "day":
@@ -263,7 +264,7 @@ def build_anomaly_check(domain: Domain, grain: str) -> dg.AssetChecksDefinition:
         alerts, scored = [], 0
         for m in metrics:
             series = _series(rows[m.name], keys, m)
-            rule = anomaly.rule_for(m.name, grain)
+            rule = rules[m.name]
             for i in range(history, len(every)):
                 if any((keys[i], t) in explained for t in reads[m.name]):
                     continue

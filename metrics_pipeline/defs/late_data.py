@@ -3,7 +3,7 @@
 `late_data_sensor` keeps each source table's newest `updated_at` in its cursor. Every tick it reads
 only the rows changed since (an index range scan on `updated_at`), takes the days their timestamps
 fall on (every timestamp column: a refund changes the day of `refunded_at`, not of `created_at`),
-and requests, for each affected day within `METRICS_LATE_DATA_LOOKBACK_DAYS`, the day and the week
+and requests, for each affected day within `METRICS_LATE_DATA_LOOKBACK_DAYS` (default 35), the day and the week
 and month containing it, for the assets reading the changed tables and what is downstream of them.
 The first tick only records the watermarks; nothing changed means nothing requested.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import zoneinfo
 from collections import defaultdict
 
@@ -24,16 +23,7 @@ from metrics_pipeline.defs.automation import JOBS, assets_of
 from metrics_pipeline.defs.resources import resource_key
 from metrics_pipeline.metrics.periods import last_closed, partition_key, period_containing
 from metrics_pipeline.partitions import PARTITIONS
-from metrics_pipeline.settings import ConfigError, timezone_name
-
-LOOKBACK_ENV = "METRICS_LATE_DATA_LOOKBACK_DAYS"
-
-
-def lookback_days() -> int:
-    raw = os.environ.get(LOOKBACK_ENV, "35")
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"{LOOKBACK_ENV}={raw!r} must be a positive number of days")
-    return int(raw)
+from metrics_pipeline.settings import LOOKBACK_ENV, late_data_lookback_days, timezone_name
 
 
 def changed_since(conn: sa.Connection, table: str, watermark: str | None) -> tuple[str | None, set[str]]:
@@ -76,19 +66,18 @@ def _readers(grain: str, tables: set[str]) -> list[dg.AssetKey]:
     return sorted(chosen, key=lambda k: k.to_user_string())
 
 
-def run_requests(days_by_table: dict[str, set[dt.date]], now: dt.datetime, tz: str, lookback: int) -> list:
+def run_requests(days_by_table: dict[str, set[dt.date]], now: dt.datetime, tz: str, lookback: float) -> list:
     """One run request per (grain, closed partition) touched, for the assets reading what changed."""
+    grains = ("day", "week", "month")
+    bounds = {g: (PARTITIONS[g].start.replace(tzinfo=None), last_closed(g, now, tz).start) for g in grains}
     tables_by_key: dict[tuple[str, str], set[str]] = defaultdict(set)
     oldest = (now.astimezone(zoneinfo.ZoneInfo(tz)) - dt.timedelta(days=lookback)).date()
     for table, days in days_by_table.items():
-        for day in days:
-            if day < oldest:
-                continue
-            for grain in ("day", "week", "month"):
+        for day in (d for d in days if d >= oldest):
+            for grain in grains:
                 period = period_containing(grain, dt.datetime.combine(day, dt.time()), tz)
-                newest_closed = last_closed(grain, now, tz)
-                start = PARTITIONS[grain].start.replace(tzinfo=None)
-                if period.start <= newest_closed.start and period.start >= start:
+                first, newest_closed = bounds[grain]
+                if first <= period.start <= newest_closed:
                     tables_by_key[(grain, partition_key(period))].add(table)
     requests = []
     for (grain, key), tables in sorted(tables_by_key.items()):
@@ -118,7 +107,7 @@ def late_data_sensor(context: dg.SensorEvaluationContext):
                 cursor[table.name], minutes = changed_since(conn, table.name, cursor.get(table.name))
                 if minutes:
                     days_by_table[table.name] = affected_days(minutes, tz)
-    requests = run_requests(days_by_table, dt.datetime.now(dt.timezone.utc), tz, lookback_days())
+    requests = run_requests(days_by_table, dt.datetime.now(dt.timezone.utc), tz, late_data_lookback_days())
     context.update_cursor(json.dumps(cursor))
     if not requests:
         return dg.SkipReason("no source rows changed in closed partitions since the last tick")

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from metrics_pipeline.alerts import Alert
 from metrics_pipeline.contract import DATABASES, TABLES, SourceTable
+from metrics_pipeline.defs.resources import resource_key
 from metrics_pipeline.settings import FRESHNESS_ENV, source_freshness_hours
 
 _SQL_TYPES = {"text": "TEXT", "ts": "TIMESTAMP", "int": "INTEGER", "date": "DATE"}
@@ -56,12 +57,12 @@ def _build_observer(database: str) -> dg.AssetsDefinition:
     specs = [s for s in SOURCE_ASSETS if s.key.path[0] == database]
 
     @dg.multi_observable_source_asset(
-        specs=specs, name=f"observe_{database}_sources", required_resource_keys={f"{database}_db"},
+        specs=specs, name=f"observe_{database}_sources", required_resource_keys={resource_key(database)},
         description=f"Observes the `{database}` source tables: row count and newest updated_at.",
     )
     def _observe(context):
         tables = [TABLES[s.key.path[-1]] for s in specs]
-        with getattr(context.resources, f"{database}_db").connect([t.name for t in tables]) as conn:
+        with getattr(context.resources, resource_key(database)).connect([t.name for t in tables]) as conn:
             for table in tables:
                 seen = observe_table(conn, table)
                 yield dg.ObserveResult(
@@ -85,14 +86,14 @@ def _newest(value) -> dt.datetime | None:
 
 def build_freshness_check(table: SourceTable) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=source_key(table.name), name="source_freshness", required_resource_keys={f"{table.database}_db",
-                                                                                      "warehouse"},
+        asset=source_key(table.name), name="source_freshness",
+        required_resource_keys={resource_key(table.database), "warehouse"},
         description=f"`{table.database}.{table.name}` received a change (newest updated_at) within "
                     f"{FRESHNESS_ENV} hours (default 26): a stalled export or replication raises `freshness`.",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         limit = source_freshness_hours()
-        with getattr(context.resources, f"{table.database}_db").connect([table.name]) as conn:
+        with getattr(context.resources, resource_key(table.database)).connect([table.name]) as conn:
             seen = observe_table(conn, table)
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         newest = _newest(seen["newest_updated_at"])

@@ -109,6 +109,12 @@ def shifted(period: Period, steps: int) -> Period:
     return make_period(period.grain, start, period.tz)
 
 
+def with_history(periods: list[Period], n: int) -> list[Period]:
+    """The `n` periods of the same grain before `periods[0]`, followed by `periods`."""
+    first = periods[0]
+    return periods_between(first.grain, shifted(first, -n).start, first.start, first.tz) + list(periods)
+
+
 def values_subquery(name: str, columns: list[str], rows: list[tuple[str, ...]]) -> sa.Subquery:
     """A relation of literal rows usable in FROM/JOIN on SQLite and PostgreSQL alike.
 

@@ -105,6 +105,12 @@ class Anomaly:
     history: int
 
 
+def history_needed(rule: Rule, grain: str) -> int:
+    """Prior periods `score` can look at: the baseline, and the volatility window with its baselines."""
+    step = SEASON[grain]
+    return max(rule.lookback * step, rule.volatility_window + rule.min_history * step)
+
+
 def _baseline(series: list[Observation | None], i: int, step: int, points: int) -> list[Observation]:
     """The existing values `step`, 2`step`, ... `points` x `step` periods before index i."""
     return [o for j in range(1, points + 1) if i - j * step >= 0 and (o := series[i - j * step]) is not None]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from metrics_pipeline.metrics.periods import Period
+from metrics_pipeline.metrics.periods import Period, periods_between
 from metrics_pipeline.metrics.spec import MetricDef
 from metrics_pipeline.warehouse_schema import metric_values
 
@@ -93,7 +93,7 @@ def _sum_of_days(conn: sa.Connection, metrics: list[str], periods: Sequence[Peri
         if r.grain == "day":
             continue
         period = next(p for p in periods if p.key == r.period_start)
-        keys = [d.isoformat() for d in _days(period)]
+        keys = [d.key for d in periods_between("day", period.start, period.end, period.tz)]
         if not all(k in days[r.metric] for k in keys):
             continue  # the period's days are not all materialized: nothing to compare with
         total = sum(days[r.metric][k] for k in keys)
@@ -104,9 +104,3 @@ def _sum_of_days(conn: sa.Connection, metrics: list[str], periods: Sequence[Peri
                                    f"{len(keys)} days sum to {total:,.6g}"))
     return found
 
-
-def _days(period: Period):
-    day = period.start.date()
-    while day < period.end.date():
-        yield day
-        day = day.fromordinal(day.toordinal() + 1)

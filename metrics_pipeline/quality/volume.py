@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from metrics_pipeline.contract import SourceTable
-from metrics_pipeline.metrics.periods import Period, in_period, periods_subquery, shifted
+from metrics_pipeline.metrics.periods import Period, in_period, periods_subquery, with_history
 
 HISTORY = 7
 MIN_ROWS = 10
@@ -31,11 +31,6 @@ class Gap:
     column: str | None  # None: the whole table is missing
     value: str | None
     expected: float  # smallest count of the prior periods
-
-
-def history_periods(periods: list[Period]) -> list[Period]:
-    """`periods` preceded by the HISTORY periods the first one is judged against."""
-    return [shifted(periods[0], -k) for k in range(HISTORY, 0, -1)] + list(periods)
 
 
 def _counts(conn: sa.Connection, table: SourceTable, periods: list[Period], column: str | None) -> dict:
@@ -58,7 +53,7 @@ def _expected(table: SourceTable, prior: list[int]) -> float | None:
 
 def find_gaps(conn: sa.Connection, table: SourceTable, columns: list[str], periods: list[Period]) -> list[Gap]:
     """Missing table rows and vanished dimension values of `table` in `periods`."""
-    every = history_periods(periods)
+    every = with_history(periods, HISTORY)
     keys = [p.key for p in every]
     totals = _counts(conn, table, every, None)
     gaps = []
