@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from metrics_pipeline.defs.alert_sensors import ALERT_SENSORS
-from metrics_pipeline.defs.automation import JOBS, SCHEDULES, assets_of, funnel_refresh_job, observe_sources_job
+from metrics_pipeline.defs.automation import AUTOMATION_SENSORS, JOBS, SCHEDULES, assets_of, funnel_refresh_job, observe_sources_job
 from metrics_pipeline.defs.checks import ASSET_CHECKS
 from metrics_pipeline.defs.late_data import late_data_sensor
 from metrics_pipeline.defs.resources import build_resources
@@ -20,7 +20,7 @@ def build_defs(resources: dict | None = None) -> dg.Definitions:
         asset_checks=[*ASSET_CHECKS, *FRESHNESS_CHECKS],
         jobs=[*JOBS.values(), observe_sources_job, funnel_refresh_job],
         schedules=SCHEDULES,
-        sensors=[*ALERT_SENSORS, late_data_sensor],
+        sensors=[*ALERT_SENSORS, late_data_sensor, *AUTOMATION_SENSORS],
         resources=resources if resources is not None else build_resources(),
     )
 

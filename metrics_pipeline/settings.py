@@ -110,25 +110,43 @@ FRESHNESS_ENV = "METRICS_SOURCE_FRESHNESS_HOURS"
 LOOKBACK_ENV = "METRICS_LATE_DATA_LOOKBACK_DAYS"
 
 
-def _positive(env: str, default: str, unit: str) -> float:
+def _number(env: str, default: str, unit: str, *, allow_zero: bool = False) -> float:
     raw = os.environ.get(env, default)
     try:
         value = float(raw)
     except ValueError:
         value = -1
-    if value <= 0:
-        raise ConfigError(f"{env}={raw!r} must be a positive number of {unit}")
+    if value < 0 or (value == 0 and not allow_zero):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ConfigError(f"{env}={raw!r} must be a {kind} number of {unit}")
     return value
 
 
 def source_freshness_hours() -> float:
     """How old a source table's newest `updated_at` may be before a freshness alert (default 26 h)."""
-    return _positive(FRESHNESS_ENV, "26", "hours")
+    return _number(FRESHNESS_ENV, "26", "hours")
 
 
 def late_data_lookback_days() -> float:
     """How far back the late-data sensor re-materializes changed partitions (default 35 days)."""
-    return _positive(LOOKBACK_ENV, "35", "days")
+    return _number(LOOKBACK_ENV, "35", "days")
+
+
+RETRIES_ENV = "METRICS_SOURCE_RETRIES"
+RETRY_DELAY_ENV = "METRICS_SOURCE_RETRY_DELAY_SECONDS"
+
+
+def source_retries() -> int:
+    """How many times a step is retried after a transient database error (default 3; 0 disables)."""
+    value = _number(RETRIES_ENV, "3", "retries", allow_zero=True)
+    if value != int(value):
+        raise ConfigError(f"{RETRIES_ENV}={os.environ[RETRIES_ENV]!r} must be a whole number of retries")
+    return int(value)
+
+
+def source_retry_delay_seconds() -> float:
+    """Wait before the first retry; each further retry waits twice as long (default 10 s)."""
+    return _number(RETRY_DELAY_ENV, "10", "seconds", allow_zero=True)
 
 
 WEBHOOK_ENV = "METRICS_ALERT_WEBHOOK_URL"

@@ -240,3 +240,59 @@ def test_range_runs_record_each_partitions_values_for_plotting(sources):
     records = instance.fetch_observations(dg.AssetKey("daily_activity_metrics"), limit=10).records
     plotted = {r.partition_key: r.asset_observation.metadata["new_users"].value for r in records}
     assert plotted == {"2026-01-05": 1.0, "2026-01-06": 2.0}
+
+
+# Ticks of each schedule as the daemon computes them (dagster's cron iterator in METRICS_TIMEZONE),
+# across both 2026 DST changes in New York, and the partition each tick requests. Partitions are cut
+# at import, so this runs in a process whose METRICS_TIMEZONE is America/New_York.
+_DST_TICKS = """
+import datetime as dt, json
+import dagster as dg
+from dagster._utils.schedules import cron_string_iterator
+from metrics_pipeline.definitions import defs
+
+def ticks(name, first, count):
+    schedule = defs.resolve_schedule_def(name)
+    start = dt.datetime.fromisoformat(first).timestamp()
+    out = []
+    for at, _ in zip(cron_string_iterator(start, schedule.cron_schedule, schedule.execution_timezone), range(count)):
+        context = dg.build_schedule_context(scheduled_execution_time=at, repository_def=defs.get_repository_def())
+        (request,) = schedule.evaluate_tick(context).run_requests
+        out.append([at.astimezone(dt.timezone.utc).strftime("%m-%d %H:%M"), request.partition_key, request.run_key])
+    return out
+
+print(json.dumps({
+    "daily_spring": ticks("daily_metrics_schedule", "2026-03-07T00:00:00+00:00", 3),
+    "daily_fall": ticks("daily_metrics_schedule", "2026-10-31T00:00:00+00:00", 3),
+    "hourly_spring": ticks("hourly_metrics_schedule", "2026-03-08T05:00:00+00:00", 3),
+    "weekly_spring": ticks("weekly_metrics_schedule", "2026-03-02T00:00:00+00:00", 2),
+    "monthly_fall": ticks("monthly_metrics_schedule", "2026-10-01T12:00:00+00:00", 2),
+}))
+"""
+
+
+def test_schedules_tick_once_per_closed_period_across_dst_in_new_york(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "METRICS_TIMEZONE": "America/New_York", "METRICS_START_DATE": "2026-01-01",
+           "METRICS_DATA_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", _DST_TICKS], env=env, capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    # 01:00 local is 06:00 UTC in EST and 05:00 UTC in EDT; each day requested once, none skipped
+    assert got["daily_spring"] == [["03-07 06:00", "2026-03-06", "day:2026-03-06"],
+                                   ["03-08 06:00", "2026-03-07", "day:2026-03-07"],
+                                   ["03-09 05:00", "2026-03-08", "day:2026-03-08"]]  # the 23-hour day
+    assert got["daily_fall"] == [["10-31 05:00", "2026-10-30", "day:2026-10-30"],
+                                 ["11-01 06:00", "2026-10-31", "day:2026-10-31"],  # 01:00 occurs twice: one tick
+                                 ["11-02 06:00", "2026-11-01", "day:2026-11-01"]]  # the 25-hour day
+    # 02:05 does not exist on 2026-03-08: the 01:00 hour is requested at 03:05 EDT, nothing skipped
+    assert got["hourly_spring"] == [["03-08 05:05", "2026-03-07-23:00", "hour:2026-03-07-23:00"],
+                                    ["03-08 06:05", "2026-03-08-00:00", "hour:2026-03-08-00:00"],
+                                    ["03-08 07:05", "2026-03-08-01:00", "hour:2026-03-08-01:00"]]
+    assert got["weekly_spring"] == [["03-02 07:00", "2026-02-23", "week:2026-02-23"],
+                                    ["03-09 06:00", "2026-03-02", "week:2026-03-02"]]  # the 167-hour week
+    assert got["monthly_fall"] == [["11-01 09:00", "2026-10-01", "month:2026-10-01"],
+                                   ["12-01 09:00", "2026-11-01", "month:2026-11-01"]]

@@ -1,4 +1,5 @@
-"""Jobs per grain, the source observation job, and the schedules (one per grain, funnel refresh)."""
+"""Jobs per grain, the source observation job, the schedules (one per grain, funnel refresh) and the
+automation sensors that keep assets computed from other assets in step with their upstreams."""
 
 from __future__ import annotations
 
@@ -113,5 +114,22 @@ def provisional_funnel_refresh(context: dg.ScheduleEvaluationContext):
         ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last,
         "grain": "day", "trigger": "schedule"})
 
+
+def build_automation_sensor(grain: str) -> dg.AutomationConditionSensorDefinition:
+    """Evaluates the automation conditions (defs/execution.FOLLOW_UPSTREAM) of `grain`'s assets."""
+    adjective = GRAIN_ADJECTIVE[grain]
+    return dg.AutomationConditionSensorDefinition(
+        f"{adjective}_automation_sensor",
+        target=dg.AssetSelection.assets(*assets_of(grain)),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=60,
+        run_tags={"grain": grain, "trigger": "automation"},
+        description=f"Re-materializes {adjective} assets computed from other assets (derived ratios, summaries, "
+                    "exports) after their upstream partitions change, within the late-data look-back.",
+    )
+
+
+AUTOMATION_SENSORS = [build_automation_sensor(g) for g in GRAINS
+                      if any(a.automation_conditions_by_key for a in assets_of(g))]
 
 SCHEDULES = [*(build_grain_schedule(g) for g in GRAINS), provisional_funnel_refresh, observe_sources_schedule]

@@ -22,6 +22,7 @@ from metrics_pipeline.alerts import Alert
 from metrics_pipeline.contract import TABLES
 from metrics_pipeline.defs.cohort_assets import daily_conversion_funnel, weekly_retention_cohorts
 from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
+from metrics_pipeline.defs.execution import retry_transient, source_pool
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS, window_periods
 from metrics_pipeline.defs.resources import resource_key
 from metrics_pipeline.metrics import cohorts, funnel
@@ -135,9 +136,12 @@ def build_mrr_identity_check(grain: str) -> dg.AssetChecksDefinition:
 # ---- the source rows behind a day ------------------------------------------------------------------
 
 def _daily_source_check(domain: Domain, name: str, description: str):
-    """The decorator of a check on a domain's daily asset that reads the domain's source database."""
-    return dg.asset_check(asset=METRIC_ASSETS[(domain.name, "day")], name=name, partitions_def=PARTITIONS["day"],
-                          required_resource_keys={resource_key(domain.database), "warehouse"}, description=description)
+    """The decorator of a check on a domain's daily asset that reads the domain's source database
+    (in that database's pool, transient errors retried)."""
+    check = dg.asset_check(asset=METRIC_ASSETS[(domain.name, "day")], name=name, partitions_def=PARTITIONS["day"],
+                           required_resource_keys={resource_key(domain.database), "warehouse"},
+                           description=description, pool=source_pool(domain.database))
+    return lambda compute: check(retry_transient(compute))
 
 
 def build_expectations_check(domain: Domain) -> dg.AssetChecksDefinition:

@@ -6,6 +6,7 @@ import datetime as dt
 import dagster as dg
 
 from metrics_pipeline.defs.metric_assets import OWNERS, materialization_metadata, table_schema, window_periods
+from metrics_pipeline.defs.execution import retry_transient, source_pool
 from metrics_pipeline.defs.source_access import open_source
 from metrics_pipeline.defs.resources import resource_key
 from metrics_pipeline.defs.sources import source_key
@@ -29,7 +30,9 @@ from metrics_pipeline.warehouse_schema import conversion_funnel, retention_cohor
     tags={"grain": "week", "domain": "cohorts"},
     metadata={"dagster/column_schema": table_schema(retention_cohorts), "dagster/table_name": "retention_cohorts"},
     required_resource_keys={resource_key("app"), "warehouse"},
+    pool=source_pool("app"),
 )
+@retry_transient
 def weekly_retention_cohorts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     weeks = window_periods(context, "week")
     with open_source(context, "app", ["users", "user_sessions"], weeks) as conn:
@@ -62,7 +65,9 @@ def weekly_retention_cohorts(context: dg.AssetExecutionContext) -> dg.Materializ
     tags={"grain": "day", "domain": "cohorts"},
     metadata={"dagster/column_schema": table_schema(conversion_funnel), "dagster/table_name": "conversion_funnel"},
     required_resource_keys={resource_key("interactions"), "warehouse"},
+    pool=source_pool("interactions"),
 )
+@retry_transient
 def daily_conversion_funnel(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     days = window_periods(context, "day")
     as_of = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

@@ -5,6 +5,7 @@ import dagster as dg
 from metrics_pipeline.defs.metric_assets import (
     METRIC_ASSETS, OWNERS, materialization_metadata, record_partition_values, table_schema, window_periods,
 )
+from metrics_pipeline.defs.execution import FOLLOW_UPSTREAM, retry_transient
 from metrics_pipeline.metrics.catalog import domain_of
 from metrics_pipeline.metrics.derived import DERIVED, derived_rows, inputs
 from metrics_pipeline.partitions import FRESHNESS, GRAIN_ADJECTIVE, PARTITIONS
@@ -33,7 +34,9 @@ def build_derived_asset(grain: str) -> dg.AssetsDefinition:
         metadata={"metrics": ", ".join(d.name for d in metrics), "dagster/column_schema": table_schema(metric_values),
                   "dagster/table_name": "metric_values"},
         required_resource_keys={"warehouse"},
+        automation_condition=FOLLOW_UPSTREAM,
     )
+    @retry_transient
     def _derived(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         periods = window_periods(context, grain)
         warehouse = context.resources.warehouse

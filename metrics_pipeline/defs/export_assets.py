@@ -7,6 +7,7 @@ module only wires it to the warehouse and the `exporter` resource.
 import dagster as dg
 
 from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
+from metrics_pipeline.defs.execution import FOLLOW_UPSTREAM, retry_transient
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS, OWNERS, window_periods
 from metrics_pipeline.exports import EXPORT_TABLES, MANIFEST, MonthExport, export_month
 from metrics_pipeline.settings import EXPORT_URI_ENV
@@ -78,7 +79,9 @@ def build_export_asset(kpi_summary_key: dg.AssetKey | None = KPI_SUMMARY_KEY) ->
         metadata={"tables": ", ".join(spec.name for spec in EXPORT_TABLES), "formats": "csv, parquet",
                   "layout": dg.MetadataValue.md(layout)},
         required_resource_keys={"warehouse", EXPORT_RESOURCE_KEY},
+        automation_condition=FOLLOW_UPSTREAM,
     )
+    @retry_transient
     def monthly_export(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         # the `exporter` resource is metrics_pipeline.resources.exporter.ExportResource
         target = getattr(context.resources, EXPORT_RESOURCE_KEY).target()

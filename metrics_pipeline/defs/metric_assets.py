@@ -13,6 +13,7 @@ from metrics_pipeline.metrics.engine import compute_domain
 from metrics_pipeline.metrics.periods import Period, periods_between
 from metrics_pipeline.metrics.spec import Domain, MetricRow
 from metrics_pipeline.partitions import FRESHNESS, GRAIN_ADJECTIVE, PARTITIONS
+from metrics_pipeline.defs.execution import retry_transient, source_pool
 from metrics_pipeline.defs.resources import resource_key
 from metrics_pipeline.defs.source_access import open_source
 from metrics_pipeline.defs.sources import source_key
@@ -112,7 +113,9 @@ def build_metric_asset(domain: Domain, grain: str) -> dg.AssetsDefinition:
         metadata={"metrics": ", ".join(metrics), "dagster/column_schema": table_schema(metric_values),
                   "dagster/table_name": "metric_values"},
         required_resource_keys={db_key, "warehouse"},
+        pool=source_pool(domain.database),
     )
+    @retry_transient
     def _metric_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         periods = window_periods(context, grain)
         context.log.info(f"{name}: computing {len(metrics)} metrics for {len(periods)} period(s) "

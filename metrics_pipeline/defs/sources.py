@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from metrics_pipeline.alerts import Alert
 from metrics_pipeline.contract import DATABASES, TABLES, SourceTable
+from metrics_pipeline.defs.execution import retry_transient
 from metrics_pipeline.defs.resources import resource_key
 from metrics_pipeline.settings import FRESHNESS_ENV, source_freshness_hours
 
@@ -59,7 +60,8 @@ def _build_observer(database: str) -> dg.AssetsDefinition:
     @dg.multi_observable_source_asset(
         specs=specs, name=f"observe_{database}_sources", required_resource_keys={resource_key(database)},
         description=f"Observes the `{database}` source tables: row count and newest updated_at.",
-    )
+    )  # no pool: Dagster's observable source assets take none (one count and max per table, hourly)
+    @retry_transient
     def _observe(context):
         tables = [TABLES[s.key.path[-1]] for s in specs]
         with getattr(context.resources, resource_key(database)).connect([t.name for t in tables]) as conn:

@@ -11,6 +11,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
+from metrics_pipeline.defs.execution import FOLLOW_UPSTREAM, retry_transient
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS, OWNERS, table_schema, window_periods
 from metrics_pipeline.metrics.catalog import domain_of
 from metrics_pipeline.metrics.derived import DERIVED
@@ -85,7 +86,9 @@ def kpi_metadata(rows: list[dict], periods: list[Period]) -> dict:
     metadata={"metrics": ", ".join(KPI_METRICS), "dagster/column_schema": table_schema(daily_kpi_summary),
               "dagster/table_name": "daily_kpi_summary"},
     required_resource_keys={"warehouse"},
+    automation_condition=FOLLOW_UPSTREAM,
 )
+@retry_transient
 def daily_kpi_summary_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     periods = window_periods(context, "day")
     warehouse = context.resources.warehouse
@@ -153,7 +156,9 @@ def build_snapshot_asset(grain: str) -> dg.AssetsDefinition:
                   "dagster/column_schema": table_schema(analytics_snapshots),
                   "dagster/table_name": "analytics_snapshots"},
         required_resource_keys={"warehouse"},
+        automation_condition=FOLLOW_UPSTREAM,
     )
+    @retry_transient
     def _snapshots(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         periods = window_periods(context, grain)
         warehouse = context.resources.warehouse

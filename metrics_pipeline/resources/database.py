@@ -15,9 +15,33 @@ from metrics_pipeline.resources.engines import engine_for, redacted, sqlite_path
 class SourceUnavailableError(RuntimeError):
     """A source database cannot be reached, or lacks a table or a column a computation reads."""
 
-    def __init__(self, message: str, table: str | None = None, column: str | None = None):
+    def __init__(self, message: str, table: str | None = None, column: str | None = None,
+                 transient: bool = False):
         super().__init__(message)
-        self.table, self.column = table, column
+        self.table, self.column, self.transient = table, column, transient
+
+
+# SQLSTATE classes and codes of errors that a later attempt can get past: connection exceptions
+# (08...), serialization failure and deadlock, too many connections, server shutting down or starting.
+_TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "53300", "57P01", "57P02", "57P03")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether `error` is a database error worth retrying, as opposed to a bad query or a missing table.
+
+    SQLAlchemy's per-dialect disconnect detection (`connection_invalidated`) recognises dropped
+    connections; PostgreSQL names the rest by SQLSTATE; SQLite's only transient error is a busy file.
+    """
+    if isinstance(error, SourceUnavailableError):
+        return error.transient
+    if not isinstance(error, sa.exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    code = getattr(error.orig, "pgcode", None) or ""
+    if code.startswith(_TRANSIENT_SQLSTATES):
+        return True
+    return isinstance(error, sa.exc.OperationalError) and "database is locked" in str(error.orig)
 
 
 class SourceDatabase(dg.ConfigurableResource):
@@ -45,7 +69,7 @@ class SourceDatabase(dg.ConfigurableResource):
         try:
             conn = engine_for(self.url, read_only=True).connect()
         except sa.exc.SQLAlchemyError as e:
-            raise SourceUnavailableError(f"cannot connect to {self.where}: {_reason(e)}") from None
+            raise SourceUnavailableError(f"cannot connect to {self.where}: {_reason(e)}", transient=True) from None
         with conn:
             absent = self.verify(conn, tables)
             token = ABSENT_COLUMNS.set({**ABSENT_COLUMNS.get(), **absent})

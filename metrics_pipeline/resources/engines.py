@@ -43,7 +43,9 @@ def dispose_engines() -> None:
 def _create(url: str, read_only: bool) -> sa.Engine:
     u = sa.engine.make_url(url)
     if u.get_backend_name() == "sqlite":
-        engine = sa.create_engine(u, connect_args={"timeout": 60})
+        # check_same_thread off: a pooled connection may be reused by another thread (sensor and
+        # in-process threads), never by two at once
+        engine = sa.create_engine(u, connect_args={"timeout": 60, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
