@@ -214,3 +214,28 @@ def test_a_value_vanishing_on_a_day_that_lost_most_rows_is_a_drop_not_missing_da
     periods = periods_between("day", dt.datetime(2026, 2, 9), dt.datetime(2026, 2, 10), "UTC")
     with sources.engines["interactions"].connect() as conn:
         assert find_gaps(conn, TABLES["events"], ["platform"], periods) == []
+
+
+def test_a_range_run_gives_each_partition_its_own_check_result(tmp_path):
+    """A single-run range runs each check once; every partition still gets passed or failed (not
+    'skipped' in the UI): here the day of a signup on an unknown platform fails `source_expectations`."""
+    import dagster as dg
+    from dagster._core.storage.event_log.base import PartitionKeyFilter
+
+    from metrics_pipeline.contract import DATABASES
+    from metrics_pipeline.runner import run_range
+    from metrics_pipeline_tests.sources import Sources
+
+    sources = Sources({db: f"sqlite:///{tmp_path}/{db}.db" for db in DATABASES},
+                      f"sqlite:///{tmp_path}/warehouse.db", str(tmp_path / "exports"))
+    days = ["2026-03-09", "2026-03-10", "2026-03-11"]
+    sources.insert("users", *({"id": f"u{i}", "created_at": f"{d} 09:00:00",
+                               "platform": "fridge" if d == days[1] else "ios"} for i, d in enumerate(days)))
+    instance = dg.DagsterInstance.local_temp(str(tmp_path))
+    run_range(sources.defs(), "day", days, instance)
+    storage = instance.event_log_storage
+    for name, failing in (("source_expectations", {days[1]}), ("metric_integrity", set())):
+        key = dg.AssetCheckKey(dg.AssetKey("daily_activity_metrics"), name)
+        status = {d: storage.get_latest_asset_check_execution_by_key(
+            [key], partition_filter=PartitionKeyFilter(key=d))[key].status.value for d in days}
+        assert status == {d: "FAILED" if d in failing else "SUCCEEDED" for d in days}, name

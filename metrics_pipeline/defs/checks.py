@@ -18,7 +18,7 @@ from collections import defaultdict
 
 import dagster as dg
 
-from metrics_pipeline.alerts import Alert
+from metrics_pipeline.alerts import SEVERITIES, Alert
 from metrics_pipeline.contract import TABLES
 from metrics_pipeline.defs.cohort_assets import daily_conversion_funnel, weekly_retention_cohorts
 from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
@@ -48,6 +48,29 @@ def store_alerts(context: dg.AssetCheckExecutionContext, periods: list[Period], 
         alerts, asset=check_key.asset_key.to_user_string(), check_name=check_key.name,
         partition_keys=[partition_key(p) for p in periods], run_id=context.run.run_id)
     context.log.info(f"{check_key.name}: alerts {counts}")
+    if len(periods) > 1:
+        log_partition_results(context, periods, alerts)
+
+
+def log_partition_results(context: dg.AssetCheckExecutionContext, periods: list[Period], alerts: list[Alert]) -> None:
+    """One evaluation per partition of a range run, passed unless the partition has alerts.
+
+    Dagster runs a check once for a whole single-run range and records that result against no
+    partition, so the UI would show every partition's check as skipped; these give each its own.
+    """
+    spec = context.check_specs[0]
+    by_partition: dict[str, list[Alert]] = defaultdict(list)
+    for a in alerts:
+        by_partition[a.partition_key].append(a)
+    for period in periods:
+        key = partition_key(period)
+        found = by_partition.get(key, [])
+        worst = max((a.severity for a in found), key=SEVERITIES.index, default="low")
+        context.op_execution_context.log_event(dg.AssetCheckEvaluation(
+            asset_key=spec.asset_key, check_name=spec.name, passed=not found, partition=key,
+            severity=DAGSTER_SEVERITY[worst], blocking=spec.blocking,
+            description=f"{len(found)} alert(s): " + "; ".join(a.message for a in found[:3]) if found else "passed",
+            metadata={"severity": worst if found else "none", "alerts": len(found)}))
 
 
 def _result(passed: bool, severity: str, description: str, **metadata) -> dg.AssetCheckResult:
