@@ -51,9 +51,9 @@ def run_range(
         run_config=run_config,
         raise_on_error=False,
     )
-    failed = [f"{e.asset_key.to_user_string()}:{e.asset_check_key.name}"
-              for e in result.get_asset_check_evaluations()
-              if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR]
+    failed = sorted({f"{e.asset_key.to_user_string()}:{e.asset_check_key.name}"
+                     for e in result.get_asset_check_evaluations()
+                     if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR})
     errors = [f"{e.step_key}: {_root_message(e.step_failure_data.error)}"
               for e in result.all_events if e.is_step_failure and e.step_failure_data.error]
     return RangeRun(grain, keys[0], keys[-1], len(keys), result.success and not failed, result.run_id, failed,
