@@ -121,7 +121,8 @@ TABLES: dict[str, SourceTable] = {
              _ts("started_at"), _ts("trial_ends_at", nullable=True), _ts("canceled_at", nullable=True),
              _ts("ended_at", nullable=True), _ts("updated_at")),
             references=(("user_id", "users"),),
-            indexes=(("user_id",), ("started_at",), ("updated_at",)),
+            # ended_at: MRR reads only the subscriptions alive around its periods
+            indexes=(("user_id",), ("started_at",), ("ended_at",), ("updated_at",)),
         ),
         SourceTable(
             "payments", "app", "One row per charge attempt.",
@@ -167,14 +168,16 @@ TABLES: dict[str, SourceTable] = {
             (_c("id"), _c("actor_id"), _c("user_id", nullable=True), _c("session_id", nullable=True),
              _c("event_name"), _ts("event_time"), _c("platform"), _c("app_version"),
              _c("country", nullable=True), _c("properties", nullable=True), _ts("updated_at")),
-            indexes=(("event_time",), ("event_name", "actor_id", "event_time"), ("updated_at",)),
+            # (event_name, event_time): the funnel finds a day's first app_opens without scanning history
+            indexes=(("event_time",), ("event_name", "actor_id", "event_time"), ("event_name", "event_time"),
+                     ("updated_at",)),
         ),
         # ---- messaging -------------------------------------------------------------------------
         SourceTable(
             "contacts", "messaging", "Contacts of the business-messaging accounts.",
             (_c("id"), _c("account_id"), _ts("created_at"), _ts("blocked_at", nullable=True),
              _ts("deleted_at", nullable=True), _ts("updated_at")),
-            indexes=(("created_at",), ("updated_at",)),
+            indexes=(("created_at",), ("deleted_at",), ("updated_at",)),  # deleted_at: the contact balance
         ),
         SourceTable(
             "campaigns", "messaging", "Outbound messaging campaigns.",
@@ -189,7 +192,7 @@ TABLES: dict[str, SourceTable] = {
             (_c("id"), _c("account_id"), _c("contact_id"), _ts("opened_at"),
              _ts("first_response_at", nullable=True), _ts("closed_at", nullable=True), _ts("updated_at")),
             references=(("contact_id", "contacts"),),
-            indexes=(("opened_at",), ("updated_at",)),
+            indexes=(("opened_at",), ("closed_at",), ("updated_at",)),  # closed_at: open conversations
         ),
         SourceTable(
             "messages", "messaging", "Inbound and outbound messages with their delivery timestamps.",

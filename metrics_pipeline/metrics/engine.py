@@ -15,7 +15,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from metrics_pipeline.contract import TABLES
-from metrics_pipeline.metrics.periods import Period, in_period, periods_subquery
+from metrics_pipeline.metrics.periods import Period, floor_to_grain, in_period, periods_subquery
 from metrics_pipeline.metrics.spec import Domain, Formula, MetricRow, MetricSpec, ratio_row, value_row
 from metrics_pipeline.metrics.validity import valid_rows
 
@@ -107,14 +107,63 @@ def _with_empty_totals(domain: Domain, grain: str, periods: list[Period], rows: 
     return rows
 
 
+# How many periods one statement covers, per database dialect and grain (measured by `make bench`):
+# "whole" = every period of the run in one statement; "day" / "week" / "month" = one statement per
+# calendar chunk of that size. Each period is computed independently, so every strategy returns
+# the same rows; only the speed differs. Missing entries mean "whole".
+# SQLite (measured on a year of 3 years of history, 5.7 M source rows, whole / day / week / month):
+# hours 38 / 20 / 17 / 31 s, days 240 / 231 / 83 / 66 s, weeks 50 / - / - / 39 s. One long statement
+# sorts and joins every period at once, a day at a time repeats fixed costs; a week or month of
+# periods per statement is fastest. PostgreSQL plans one statement well (hash aggregates): whole.
+STRATEGIES: dict[tuple[str, str], str] = {
+    ("sqlite", "hour"): "week",
+    ("sqlite", "day"): "month",
+    ("sqlite", "week"): "month",
+}
+CHUNKS = ("whole", "day", "week", "month")
+
+
+def strategy_for(dialect: str, grain: str) -> str:
+    return STRATEGIES.get((dialect, grain), "whole")
+
+
+def chunks(periods: list[Period], strategy: str) -> list[list[Period]]:
+    """`periods` cut into consecutive runs that fall in the same calendar day / ISO week / month."""
+    if strategy == "whole" or len(periods) <= 1:
+        return [periods] if periods else []
+    if strategy not in CHUNKS:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(CHUNKS)}")
+    out: list[list[Period]] = []
+    last = None
+    for p in periods:
+        key = floor_to_grain(strategy, p.start)
+        if key != last:
+            out.append([])
+            last = key
+        out[-1].append(p)
+    return out
+
+
 def compute_domain(
-    conn: sa.Connection, domain: Domain, grain: str, periods: list[Period], as_of: dt.datetime | None = None
+    conn: sa.Connection, domain: Domain, grain: str, periods: list[Period], as_of: dt.datetime | None = None,
+    strategy: str | None = None,
 ) -> list[MetricRow]:
     """All rows of `domain`'s metrics at `grain` for `periods`, read from the source `conn`.
 
-    `as_of` (naive UTC, default now) is the instant "now" for metrics that need one.
+    `as_of` (naive UTC, default now) is the instant "now" for metrics that need one. `strategy`
+    (default: `strategy_for` the connection's dialect) sets how many periods one statement covers.
     """
     as_of = as_of or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    strategy = strategy or strategy_for(conn.dialect.name, grain)
+    rows: list[MetricRow] = []
+    for chunk in chunks(periods, strategy):
+        rows.extend(_compute_chunk(conn, domain, grain, chunk, as_of))
+    return rows
+
+
+def _compute_chunk(
+    conn: sa.Connection, domain: Domain, grain: str, periods: list[Period], as_of: dt.datetime
+) -> list[MetricRow]:
     groups: dict[tuple[str, str], list[MetricSpec]] = defaultdict(list)
     for s in domain.specs:
         if grain in s.grains:

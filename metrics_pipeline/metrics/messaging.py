@@ -15,7 +15,7 @@ from metrics_pipeline.metrics.periods import Period, periods_subquery
 from metrics_pipeline.metrics.spec import (
     DAY_WEEK_MONTH, CustomMetrics, Domain, MetricDef, MetricRow, MetricSpec, count, distinct, total, value_row,
 )
-from metrics_pipeline.metrics.sqltime import duration_micros
+from metrics_pipeline.metrics.sqltime import duration_micros, timestamp_literal, ts_norm
 
 ACCOUNT = ("account_id",)
 
@@ -86,20 +86,75 @@ SPECS = (
 
 def _balance(conn: sa.Connection, periods: list[Period], table: str, start: str, stop: str,
              metric: str, dims: tuple[str, ...]) -> list[MetricRow]:
-    """Rows with `start` before period end and `stop` NULL or not before it (edge rule 1)."""
-    p = periods_subquery(periods, conn.dialect.name)
+    """Rows with `start` before period end and `stop` NULL or not before it (edge rule 1).
+
+    One period: counted directly. Many consecutive periods (a backfill): the count at the first
+    period's start, then each period's arrivals (`start` in it) minus departures (rows whose
+    max(start, stop) is in it: from then on `stop` is before the end), added up in order. Both
+    read index ranges on `start` / `stop`, so the cost grows with the rows alive and the rows that
+    changed in the range, not with periods x history. The total is the sum of the first
+    breakdown's counts (every row has exactly one value of it).
+    """
+    dialect = conn.dialect.name
     t = source_table(table)
-    alive = sa.and_(t.c[start] < p.c.hi, sa.or_(t.c[stop].is_(None), t.c[stop] >= p.c.hi), valid(t))
+    dim = dims[0] if dims else ""
+    value = (sa.func.coalesce(sa.cast(t.c[dim], sa.Text), UNKNOWN) if dim else sa.literal("")).label("v")
     by_key = {period.key: period for period in periods}
-    rows = []
-    for dim in ("", *dims):
-        value = sa.func.coalesce(sa.cast(t.c[dim], sa.Text), UNKNOWN) if dim else None
-        group = [p.c.period_start, *([value] if dim else [])]
-        q = (sa.select(p.c.period_start, (value if dim else sa.literal("")).label("v"), sa.func.count().label("n"))
-             .select_from(p.join(t, alive)).group_by(*group))
-        rows += [value_row(metric, by_key[str(r.period_start)], number(r.n), dim, str(r.v) if dim else "")
-                 for r in conn.execute(q)]
+    consecutive = all(a.end_utc == b.start_utc for a, b in zip(periods, periods[1:]))
+    counts: dict[str, dict[str, int]] = {}  # period key -> dimension value -> alive rows at its end
+    if len(periods) == 1 or not consecutive:
+        p = periods_subquery(periods, dialect)
+        for r in conn.execute(_alive_query(t, start, stop, value, p.c.period_start, p.c.hi, p)):
+            counts.setdefault(str(r.k), {})[str(r.v)] = number(r.n)
+    else:
+        first = sa.literal_column(timestamp_literal(periods[0].start_utc, dialect))
+        alive = {str(r.v): number(r.n) for r in conn.execute(
+            _alive_query(t, start, stop, value, sa.literal("").label("k"), first, None))}
+        change: dict[str, dict[str, int]] = {}
+        for r in conn.execute(_changes_query(t, start, stop, value, periods_subquery(periods, dialect))):
+            change.setdefault(str(r.k), {})[str(r.v)] = number(r.n)
+        for period in periods:
+            for v, n in change.get(period.key, {}).items():
+                alive[v] = alive.get(v, 0) + n
+            counts[period.key] = dict(alive)
+    rows: list[MetricRow] = []
+    for key, per_value in counts.items():
+        total = sum(per_value.values())
+        if total:
+            rows.append(value_row(metric, by_key[key], total))
+        if dim:
+            rows += [value_row(metric, by_key[key], n, dim, v) for v, n in per_value.items() if n]
     return rows
+
+
+def _alive_query(t: sa.Table, start: str, stop: str, value, key, end, p: sa.Subquery | None) -> sa.Select:
+    """(k, v, n): rows alive at `end` (start before it, stop NULL or not before it) per key and value.
+
+    Two branches, each an index range on `stop` (still NULL, or at/after the end), so rows that
+    stopped long ago are never visited.
+    """
+    branches = []
+    for stopped in (t.c[stop].is_(None), t.c[stop] >= end):
+        cond = sa.and_(stopped, t.c[start] < end)
+        source = p.join(t, cond) if p is not None else t
+        q = sa.select(key.label("k"), value).select_from(source).where(valid(t))
+        branches.append(q if p is not None else q.where(cond))
+    u = sa.union_all(*branches).subquery("alive")
+    return sa.select(u.c.k, u.c.v, sa.func.count().label("n")).group_by(u.c.k, u.c.v)
+
+
+def _changes_query(t: sa.Table, start: str, stop: str, value, p: sa.Subquery) -> sa.Select:
+    """(k, v, n): per period, rows arriving (start in it) minus rows leaving (max(start, stop) in it)."""
+    arrivals = (sa.select(p.c.period_start.label("k"), value, sa.literal(1).label("d"))
+                .select_from(p.join(t, sa.and_(t.c[start] >= p.c.lo, t.c[start] < p.c.hi))).where(valid(t)))
+    left_at_stop = (sa.select(p.c.period_start.label("k"), value, sa.literal(-1).label("d"))
+                    .select_from(p.join(t, sa.and_(t.c[stop] >= p.c.lo, t.c[stop] < p.c.hi)))
+                    .where(valid(t), ts_norm(t.c[stop]) >= ts_norm(t.c[start])))
+    left_at_start = (sa.select(p.c.period_start.label("k"), value, sa.literal(-1).label("d"))
+                     .select_from(p.join(t, sa.and_(t.c[start] >= p.c.lo, t.c[start] < p.c.hi)))
+                     .where(valid(t), t.c[stop].is_not(None), ts_norm(t.c[stop]) < ts_norm(t.c[start])))
+    u = sa.union_all(arrivals, left_at_stop, left_at_start).subquery("changes")
+    return sa.select(u.c.k, u.c.v, sa.func.sum(u.c.d).label("n")).group_by(u.c.k, u.c.v)
 
 
 def total_contacts(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) -> list[MetricRow]:

@@ -16,7 +16,7 @@ from metrics_pipeline.metrics.spec import (
     DAY_WEEK_MONTH, CustomMetrics, Domain, Formula, MetricDef, MetricRow, MetricSpec, count,
     ratio_row, total, value_row,
 )
-from metrics_pipeline.metrics.sqltime import ts_norm
+from metrics_pipeline.metrics.sqltime import MICROSECOND, timestamp_literal, ts_norm
 
 UNITS_PER_USD = 1200
 
@@ -64,25 +64,42 @@ def _units(s: sa.Table) -> sa.ColumnElement:
     return sa.case((s.c.billing_interval == "month", s.c.price_cents * 12), else_=s.c.price_cents)
 
 
-def _first_paid(s: sa.Table) -> sa.Subquery:
-    """Per user, the first instant they paid anything (a priced subscription past its trial)."""
+def _first_paid(s: sa.Table, users: sa.Select | None = None) -> sa.Subquery:
+    """Per user (of `users`, default all), the first instant they paid anything (a priced
+    subscription past its trial)."""
     paying_from = sa.case(
         (sa.and_(s.c.trial_ends_at.is_not(None), ts_norm(s.c.trial_ends_at) > ts_norm(s.c.started_at)),
          ts_norm(s.c.trial_ends_at)),
         else_=ts_norm(s.c.started_at),
     )
     nonempty = sa.or_(s.c.ended_at.is_(None), ts_norm(s.c.ended_at) > paying_from)
-    return (
-        sa.select(s.c.user_id, sa.func.min(paying_from).label("first_paid"))
-        .where(valid(s), s.c.price_cents > 0, nonempty)
-        .group_by(s.c.user_id)
-        .subquery("f")
-    )
+    q = sa.select(s.c.user_id, sa.func.min(paying_from).label("first_paid")).where(valid(s), s.c.price_cents > 0, nonempty)
+    if users is not None:
+        q = q.where(s.c.user_id.in_(users))
+    return q.group_by(s.c.user_id).subquery("f")
 
 
-def _user_plan_mrr(p: sa.Subquery) -> sa.Subquery:
-    """Per period, user and plan: MRR units paying at the period's start and at its end."""
+def _live_subscriptions(periods: list[Period], dialect: str) -> sa.CTE:
+    """The valid subscriptions that overlap [first start, last end] of `periods`, materialized once.
+
+    Started before the last end and not ended before the first start: an index range on `ended_at`
+    (NULL or late) rather than every subscription ever started, so a nightly run reads the
+    subscriptions alive around its day, not the whole history.
+    """
     s = source_table("subscriptions")
+    lo_next = sa.literal_column(timestamp_literal(periods[0].start_utc + MICROSECOND, dialect))
+    hi_next = sa.literal_column(timestamp_literal(periods[-1].end_utc + MICROSECOND, dialect))
+    columns = (s.c.user_id, s.c.plan, s.c.price_cents, s.c.billing_interval, s.c.started_at, s.c.trial_ends_at,
+               s.c.ended_at)
+    # two branches, each an index range on ended_at (one OR would let SQLite scan started_at instead)
+    running = sa.select(*columns).where(s.c.ended_at.is_(None), s.c.started_at < hi_next, valid(s))
+    ended = sa.select(*columns).where(s.c.ended_at >= lo_next, s.c.started_at < hi_next, valid(s))
+    return sa.union_all(running, ended).cte("live").prefix_with("MATERIALIZED")
+
+
+def _user_plan_mrr(p: sa.Subquery, live: sa.CTE) -> sa.Subquery:
+    """Per period, user and plan: MRR units paying at the period's start and at its end."""
+    s = live
     units = _units(s)
     return (
         sa.select(
@@ -92,7 +109,6 @@ def _user_plan_mrr(p: sa.Subquery) -> sa.Subquery:
         )
         .select_from(p.join(s, sa.and_(
             s.c.started_at < p.c.hi_next, sa.or_(s.c.ended_at.is_(None), s.c.ended_at >= p.c.lo_next))))
-        .where(valid(s))
         .group_by(p.c.period_start, s.c.user_id, s.c.plan)
         .subquery("up")
     )
@@ -104,10 +120,11 @@ MOVEMENTS = ("mrr_new", "mrr_reactivation", "mrr_expansion", "mrr_contraction", 
 def mrr_movements(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) -> list[MetricRow]:
     """MRR, subscribers, movements and churn rates, comparing each user's MRR at start and at end."""
     p = periods_subquery(periods, conn.dialect.name)
-    up = _user_plan_mrr(p)
+    live = _live_subscriptions(periods, conn.dialect.name)
+    up = _user_plan_mrr(p, live)
     u = (sa.select(up.c.period_start, up.c.user_id, sa.func.sum(up.c.s).label("s"), sa.func.sum(up.c.e).label("e"))
          .group_by(up.c.period_start, up.c.user_id).subquery("u"))
-    f = _first_paid(source_table("subscriptions"))
+    f = _first_paid(source_table("subscriptions"), sa.select(live.c.user_id))
     s, e = u.c.s, u.c.e
     returning = f.c.first_paid < p.c.lo  # paid at some instant before start
 
@@ -163,10 +180,10 @@ def mrr_movements(conn: sa.Connection, periods: list[Period], as_of: dt.datetime
 def mrr_at(conn: sa.Connection, periods: list[Period], at: str = "start") -> dict[str, float]:
     """Total MRR (USD) at each period's start or end, straight from subscriptions (for checks)."""
     p = periods_subquery(periods, conn.dialect.name)
-    s = source_table("subscriptions")
+    s = _live_subscriptions(periods, conn.dialect.name)  # valid, and alive within the periods
     instant = p.c.lo_next if at == "start" else p.c.hi_next
     q = (sa.select(p.c.period_start, sa.func.coalesce(sa.func.sum(_units(s)), 0).label("units"))
-         .select_from(p.outerjoin(s, sa.and_(_paying_at(s, instant), valid(s))))
+         .select_from(p.outerjoin(s, _paying_at(s, instant)))
          .group_by(p.c.period_start))
     return {str(r.period_start): number(r.units) / UNITS_PER_USD for r in conn.execute(q)}
 
