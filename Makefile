@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
-.PHONY: install demo dev test clean
+.PHONY: install demo dev test clean bench prod prod-stop
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,24 @@ dev: install $(DAGSTER_HOME)/dagster.yaml
 ## test: the whole test suite (starts a throwaway PostgreSQL server itself)
 test: install
 	$(BIN)/python -m pytest
+
+## bench: seed sources, measure backfill methods, nightly runs, memory, generator (README "Performance")
+## BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--scale 3 --days 365 --postgres"
+bench: install
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+## prod: the production deployment on this machine, in the background: PostgreSQL (instance, warehouse,
+## seeded sources), a local S3 for compute logs, dagster-daemon and dagster-webserver on deploy/ (README
+## "Running on PostgreSQL in production"). PROD_DATA (default ./data/prod) keeps its data, PROD_PORT the UI's port.
+PROD_DATA ?= $(CURDIR)/data/prod
+PROD_PORT ?= 3000
+prod: install
+	$(BIN)/python -m metrics_pipeline.local_stack start --data $(PROD_DATA) --port $(PROD_PORT)
+
+## prod-stop: stop what `make prod` started (its data stays in PROD_DATA)
+prod-stop:
+	$(BIN)/python -m metrics_pipeline.local_stack stop --data $(PROD_DATA)
 
 clean:
 	rm -rf data .pytest_cache

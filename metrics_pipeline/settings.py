@@ -132,6 +132,14 @@ def late_data_lookback_days() -> float:
     return _number(LOOKBACK_ENV, "35", "days")
 
 
+LATE_INTERVAL_ENV = "METRICS_LATE_DATA_INTERVAL_SECONDS"
+
+
+def late_data_interval_seconds() -> int:
+    """How often the late-data sensor looks for changed source rows (default every 300 s)."""
+    return int(_number(LATE_INTERVAL_ENV, "300", "seconds"))
+
+
 RETRIES_ENV = "METRICS_SOURCE_RETRIES"
 RETRY_DELAY_ENV = "METRICS_SOURCE_RETRY_DELAY_SECONDS"
 

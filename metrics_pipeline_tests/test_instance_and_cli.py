@@ -12,27 +12,46 @@ import pytest
 
 from metrics_pipeline import cli
 from metrics_pipeline.runner import partition_keys_within, run_range
+from metrics_pipeline_tests.s3_server import MotoS3Server
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_materialization_recorded_on_dagster_postgres_instance(sources, postgres_url_factory, tmp_path, monkeypatch):
-    """deploy/dagster.yaml as shipped: runs and events stored by dagster-postgres."""
+@pytest.fixture(scope="module")
+def s3():
+    server = MotoS3Server().start()
+    yield server
+    server.stop()
+
+
+def test_materialization_recorded_on_dagster_postgres_instance(sources, postgres_url_factory, s3, tmp_path,
+                                                               monkeypatch):
+    """deploy/dagster.yaml as shipped: runs and events stored by dagster-postgres, compute logs in S3,
+    the run queue, pools, run monitoring and retries configured."""
     url = urlparse(postgres_url_factory("dagster").replace("postgresql+psycopg2", "postgresql"))
+    bucket = s3.create_bucket()
     for var, value in {"DAGSTER_PG_HOST": url.hostname, "DAGSTER_PG_PORT": str(url.port),
                        "DAGSTER_PG_USER": url.username, "DAGSTER_PG_PASSWORD": "",
-                       "DAGSTER_PG_DB": url.path.lstrip("/")}.items():
+                       "DAGSTER_PG_DB": url.path.lstrip("/"), "METRICS_COMPUTE_LOG_S3_BUCKET": bucket,
+                       "METRICS_COMPUTE_LOG_S3_PREFIX": "logs", "AWS_ENDPOINT_URL_S3": s3.endpoint_url}.items():
         monkeypatch.setenv(var, value)
     shutil.copy(ROOT / "deploy" / "dagster.yaml", tmp_path / "dagster.yaml")
     sources.insert("users", {"created_at": "2026-02-02 08:00:00"})
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert type(instance.compute_log_manager).__name__ == "S3ComputeLogManager"
+        queue = instance.get_concurrency_config()
+        assert queue.pool_config.default_pool_limit == 2 and queue.run_queue_config.max_concurrent_runs == 4
+        assert instance.run_monitoring_enabled and instance.run_retries_enabled and instance.run_retries_max_retries
         run = run_range(sources.defs(), "day", ["2026-02-01", "2026-02-02", "2026-02-03"], instance)
         assert run.success
         stored = instance.get_run_by_id(run.run_id)
         assert stored.is_success and stored.tags["dagster/asset_partition_range_start"] == "2026-02-01"
         records = instance.fetch_materializations(dg.AssetKey("daily_activity_metrics"), limit=10).records
         assert sorted(r.partition_key for r in records) == ["2026-02-01", "2026-02-02", "2026-02-03"]
+    logs = s3.client().list_objects_v2(Bucket=bucket, Prefix=f"logs/storage/{run.run_id}/").get("Contents", [])
+    assert any(o["Key"].endswith(".err") and o["Size"] for o in logs), logs
 
 
 def test_backfill_ranges_cover_whole_periods_only():

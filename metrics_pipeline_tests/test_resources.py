@@ -73,3 +73,29 @@ def test_warehouse_schema_evolves_without_losing_rows(tmp_path):
     assert len(rows) == 1 and rows[0]["value"] == 5 and rows[0]["asset"] is None
     ensure_schema(old)  # idempotent
     assert len(Warehouse(url=url).metric_rows()) == 1
+
+
+def test_steps_creating_a_new_postgres_warehouse_at_once_all_succeed(postgres_url_factory):
+    """The first steps of a fresh deployment each create the warehouse schema; they take turns."""
+    import threading
+
+    url = postgres_url_factory("fresh_warehouse")
+    engines = [sa.create_engine(url) for _ in range(4)]
+    errors: list[Exception] = []
+    start = threading.Barrier(len(engines))
+
+    def create(engine):
+        start.wait()
+        try:
+            ensure_schema(engine)
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=create, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e in engines:
+        e.dispose()
+    assert errors == []

@@ -23,7 +23,7 @@ from metrics_pipeline.defs.automation import JOBS, assets_of
 from metrics_pipeline.defs.resources import resource_key
 from metrics_pipeline.metrics.periods import last_closed, partition_key, period_containing
 from metrics_pipeline.partitions import PARTITIONS
-from metrics_pipeline.settings import LOOKBACK_ENV, late_data_lookback_days, timezone_name
+from metrics_pipeline.settings import LOOKBACK_ENV, late_data_interval_seconds, late_data_lookback_days, timezone_name
 
 
 def changed_since(conn: sa.Connection, table: str, watermark: str | None) -> tuple[str | None, set[str]]:
@@ -91,7 +91,7 @@ def run_requests(days_by_table: dict[str, set[dt.date]], now: dt.datetime, tz: s
 
 
 @dg.sensor(
-    minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=late_data_interval_seconds(), default_status=dg.DefaultSensorStatus.RUNNING,
     jobs=[JOBS[g] for g in ("day", "week", "month")],
     required_resource_keys={resource_key(db) for db in DATABASES},
     description="Re-materializes the closed day, week and month partitions whose source rows were inserted or "

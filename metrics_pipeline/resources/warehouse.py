@@ -38,8 +38,14 @@ def _ready_engine(url: str) -> sa.Engine:
 
 
 def ensure_schema(engine: sa.Engine) -> None:
-    """Create missing tables and add missing columns; never drops or rewrites existing data."""
+    """Create missing tables and add missing columns; never drops or rewrites existing data.
+
+    On PostgreSQL the first steps of a new warehouse run this at once (multiprocess executor, several
+    runs): a transaction-scoped advisory lock makes them take turns, so only one creates the tables.
+    """
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('metrics_pipeline.ensure_schema'))"))
         metadata.create_all(conn, checkfirst=True)
         inspector = sa.inspect(conn)
         for table in metadata.sorted_tables:
