@@ -58,7 +58,8 @@ def log_partition_results(context: dg.AssetCheckExecutionContext, periods: list[
     Dagster runs a check once for a whole single-run range and records that result against no
     partition, so the UI would show every partition's check as skipped; these give each its own.
     Hourly ranges are left out: thousands of events (doubling an hourly backfill's time) for
-    partitions nobody inspects one by one; the range result lists their failures.
+    partitions nobody inspects one by one; the range result lists their failures. Only blocking
+    checks give a partition an error: whether the run failed is the range result's to say.
     """
     spec = context.check_specs[0]
     by_partition: dict[str, list[Alert]] = defaultdict(list)
@@ -68,9 +69,10 @@ def log_partition_results(context: dg.AssetCheckExecutionContext, periods: list[
         key = partition_key(period)
         found = by_partition.get(key, [])
         worst = max((a.severity for a in found), key=SEVERITIES.index, default="low")
+        severity = DAGSTER_SEVERITY[worst] if spec.blocking else dg.AssetCheckSeverity.WARN
         context.op_execution_context.log_event(dg.AssetCheckEvaluation(
             asset_key=spec.asset_key, check_name=spec.name, passed=not found, partition=key,
-            severity=DAGSTER_SEVERITY[worst], blocking=spec.blocking,
+            severity=severity, blocking=spec.blocking,
             description=f"{len(found)} alert(s): " + "; ".join(a.message for a in found[:3]) if found else "passed",
             metadata={"severity": worst if found else "none", "alerts": len(found)}))
 
