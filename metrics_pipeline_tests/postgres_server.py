@@ -8,7 +8,6 @@ timestamp or `now()` go through the session time zone shows up as a wrong number
 from __future__ import annotations
 
 from metrics_pipeline import local_stack
-from metrics_pipeline.local_stack import free_port as _free_port  # noqa: F401 - tests import it from here
 
 SERVER_TIMEZONE = "America/Los_Angeles"
 

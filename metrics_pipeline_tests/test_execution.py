@@ -21,10 +21,10 @@ from metrics_pipeline.defs.summary_assets import SUMMARY_ASSETS, daily_kpi_summa
 from metrics_pipeline.metrics.catalog import DOMAINS
 from metrics_pipeline.resources import SourceDatabase, SourceUnavailableError
 from metrics_pipeline.resources.database import is_transient
+from metrics_pipeline.local_stack import free_port
 from metrics_pipeline.resources.engines import dispose_engines
 from metrics_pipeline.settings import ConfigError, source_retries, source_retry_delay_seconds
 from metrics_pipeline_tests.conftest import values
-from metrics_pipeline_tests.postgres_server import _free_port
 from metrics_pipeline_tests.sources import Sources
 
 ACTIVITY = METRIC_ASSETS[("activity", "day")]
@@ -62,7 +62,7 @@ def test_dropped_connections_are_transient_bad_queries_are_not(postgres_url_fact
     with sqlite.connect() as conn:
         assert not is_transient(_error_of(conn, "SELECT * FROM no_such_table"))  # an OperationalError too
 
-    unreachable = SourceDatabase(name="app", url=f"postgresql+psycopg2://u@127.0.0.1:{_free_port()}/app")
+    unreachable = SourceDatabase(name="app", url=f"postgresql+psycopg2://u@127.0.0.1:{free_port()}/app")
     with pytest.raises(SourceUnavailableError) as err:
         with unreachable.connect():
             pass

@@ -9,7 +9,7 @@ from metrics_pipeline.contract import TABLES
 
 from metrics_pipeline.resources import SourceDatabase, SourceUnavailableError, Warehouse
 from metrics_pipeline.resources.warehouse import ensure_schema
-from metrics_pipeline_tests.postgres_server import _free_port
+from metrics_pipeline.local_stack import free_port
 
 
 def test_missing_sqlite_file_names_database_and_fix(tmp_path):
@@ -20,7 +20,7 @@ def test_missing_sqlite_file_names_database_and_fix(tmp_path):
 
 
 def test_unreachable_postgres_names_database_without_password():
-    url = f"postgresql+psycopg2://analyst:s3cret@127.0.0.1:{_free_port()}/app"
+    url = f"postgresql+psycopg2://analyst:s3cret@127.0.0.1:{free_port()}/app"
     with pytest.raises(SourceUnavailableError) as err:
         with SourceDatabase(name="app", url=url).connect():
             pass

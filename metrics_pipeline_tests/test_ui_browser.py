@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from metrics_pipeline.local_stack import free_port
 from metrics_pipeline.metrics.catalog import DOMAINS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,12 +63,6 @@ for key in sys.argv[2:]:
 def _run(args: list[str], env: dict) -> None:
     done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{' '.join(args[:3])} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_until_serving(url: str, server: subprocess.Popen, log: Path) -> None:
@@ -117,7 +111,7 @@ def ui(tmp_path_factory):
     _run([cli, "inject", f"nulls:user_sessions.user_id:{planted}"], env)
     _run([cli, "backfill", "--start", start.isoformat(), "--end", end.isoformat(), "--grain", "day"], env)
 
-    port = _free_port()
+    port = free_port()
     log = work / "webserver.log"
     with open(log, "w") as out:
         server = subprocess.Popen(
