@@ -38,6 +38,8 @@ import threading
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
@@ -103,11 +105,12 @@ class Dataset:
         path = self.dir / f"dagster_{home}"
         if not path.exists():
             path.mkdir(parents=True)
-            config = (ROOT / "dagster.yaml").read_text()
+            config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
             if self.pg is not None:  # production-like instance: run/event storage on PostgreSQL too
                 url = self.pg.create_database(f"dagster_{home}").replace("postgresql+psycopg2", "postgresql")
-                config += f"storage:\n  postgres:\n    postgres_url: \"{url}\"\n"
-            (path / "dagster.yaml").write_text(config)
+                config["storage"] = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())["storage"]
+                config["storage"]["custom"]["config"] = {"postgres_url": url}
+            (path / "dagster.yaml").write_text(yaml.safe_dump(config))
         return path
 
 

@@ -230,16 +230,17 @@ def test_observing_sources_reports_row_count_and_watermark(sources):
     assert event.metadata["newest_updated_at"].value.startswith("2026-01-09 08:30:00.25")
 
 
-def test_range_runs_record_each_partitions_values_for_plotting(sources):
+def test_range_runs_put_each_partitions_values_on_its_materialization(sources):
     from metrics_pipeline.runner import run_range
 
     sources.insert("users", {"created_at": "2026-01-05 10:00:00"}, {"created_at": "2026-01-06 10:00:00"},
                    {"created_at": "2026-01-06 11:00:00"})
     instance = dg.DagsterInstance.ephemeral()
     assert run_range(sources.defs(), "day", ["2026-01-05", "2026-01-06"], instance).success
-    records = instance.fetch_observations(dg.AssetKey("daily_activity_metrics"), limit=10).records
-    plotted = {r.partition_key: r.asset_observation.metadata["new_users"].value for r in records}
+    records = instance.fetch_materializations(dg.AssetKey("daily_activity_metrics"), limit=10).records
+    plotted = {r.partition_key: r.asset_materialization.metadata["new_users"].value for r in records}
     assert plotted == {"2026-01-05": 1.0, "2026-01-06": 2.0}
+    assert instance.fetch_observations(dg.AssetKey("daily_activity_metrics"), limit=10).records == []
 
 
 # Ticks of each schedule as the daemon computes them (dagster's cron iterator in METRICS_TIMEZONE),

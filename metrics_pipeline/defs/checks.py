@@ -25,6 +25,7 @@ from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
 from metrics_pipeline.defs.execution import retry_transient, source_pool
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS, window_periods
 from metrics_pipeline.defs.resources import resource_key
+from metrics_pipeline.instance_storage import log_evaluation_batch
 from metrics_pipeline.metrics import cohorts, funnel
 from metrics_pipeline.metrics.catalog import DOMAINS
 from metrics_pipeline.metrics.derived import DERIVED
@@ -57,24 +58,26 @@ def log_partition_results(context: dg.AssetCheckExecutionContext, periods: list[
 
     Dagster runs a check once for a whole single-run range and records that result against no
     partition, so the UI would show every partition's check as skipped; these give each its own.
-    Hourly ranges are left out: thousands of events (doubling an hourly backfill's time) for
-    partitions nobody inspects one by one; the range result lists their failures. Only blocking
-    checks give a partition an error: whether the run failed is the range result's to say.
+    Hourly ranges are left out: thousands of evaluations for partitions nobody inspects one by one;
+    the range result lists their failures. Only blocking checks give a partition an error: whether
+    the run failed is the range result's to say.
     """
     spec = context.check_specs[0]
     by_partition: dict[str, list[Alert]] = defaultdict(list)
     for a in alerts:
         by_partition[a.partition_key].append(a)
+    evaluations = []
     for period in periods:
         key = partition_key(period)
         found = by_partition.get(key, [])
         worst = max((a.severity for a in found), key=SEVERITIES.index, default="low")
         severity = DAGSTER_SEVERITY[worst] if spec.blocking else dg.AssetCheckSeverity.WARN
-        context.op_execution_context.log_event(dg.AssetCheckEvaluation(
+        evaluations.append(dg.AssetCheckEvaluation(
             asset_key=spec.asset_key, check_name=spec.name, passed=not found, partition=key,
             severity=severity, blocking=spec.blocking,
             description=f"{len(found)} alert(s): " + "; ".join(a.message for a in found[:3]) if found else "passed",
             metadata={"severity": worst if found else "none", "alerts": len(found)}))
+    log_evaluation_batch(context, evaluations)
 
 
 def _result(passed: bool, severity: str, description: str, **metadata) -> dg.AssetCheckResult:

@@ -5,7 +5,9 @@ import datetime as dt
 
 import dagster as dg
 
-from metrics_pipeline.defs.metric_assets import OWNERS, materialization_metadata, table_schema, window_periods
+from metrics_pipeline.defs.metric_assets import (
+    OWNERS, materialization_metadata, record_partition_values, table_schema, window_periods,
+)
 from metrics_pipeline.defs.execution import retry_transient, source_pool
 from metrics_pipeline.defs.source_access import open_source
 from metrics_pipeline.defs.resources import resource_key
@@ -46,6 +48,7 @@ def weekly_retention_cohorts(context: dg.AssetExecutionContext) -> dg.Materializ
         metric_replacement(summary, grain="week", metrics=[m.name for m in cohorts.SUMMARY_METRICS],
                            periods=weeks, source="app", asset="weekly_retention_cohorts", run_id=run_id),
     ], lock="retention_cohorts")
+    record_partition_values(context, summary, weeks)
     meta = materialization_metadata(summary, weeks) if summary else {}
     return dg.MaterializeResult(metadata={**meta, "cohort_cells": dg.MetadataValue.int(len(cells))})
 
@@ -81,6 +84,7 @@ def daily_conversion_funnel(context: dg.AssetExecutionContext) -> dg.Materialize
         metric_replacement(summary, grain="day", metrics=[funnel.SUMMARY_METRIC.name], periods=days,
                            source="interactions", asset="daily_conversion_funnel", run_id=run_id),
     ], lock="conversion_funnel")
+    record_partition_values(context, summary, days)
     return dg.MaterializeResult(metadata={
         **materialization_metadata(summary, days),
         "funnel_rows": dg.MetadataValue.int(len(steps)),

@@ -58,39 +58,29 @@ def _preview(rows: list[MetricRow]) -> str:
 
 
 def materialization_metadata(rows: list[MetricRow], periods: list[Period]) -> dict:
-    """What an analyst reads at a glance; headline numbers only for a single partition (UI plots)."""
+    """What an analyst reads at a glance on every partition's materialization (the run's summary)."""
     totals = sorted((r for r in rows if r.dimension == ""), key=lambda r: (r.period_start, r.metric))
-    meta = {
+    last = [r for r in totals if r.period_start == periods[-1].key]
+    return {
         "rows_written": dg.MetadataValue.int(len(rows)),
         "periods": dg.MetadataValue.int(len(periods)),
         "first_period": periods[0].key,
         "last_period": periods[-1].key,
+        "preview": dg.MetadataValue.md(_preview(last)),
     }
-    if len(periods) == 1:
-        meta.update({r.metric: dg.MetadataValue.float(r.value) for r in totals if r.value is not None})
-    last = [r for r in totals if r.period_start == periods[-1].key]
-    meta["preview"] = dg.MetadataValue.md(_preview(last))
-    return meta
 
 
 def record_partition_values(context: dg.AssetExecutionContext, rows: list[MetricRow], periods: list[Period]) -> None:
-    """One observation per partition with that partition's totals, so the UI plots values over time.
-
-    A single-run range can only attach one metadata set to all its materializations (a Dagster
-    limitation), so range runs add these. Hourly ranges are skipped: thousands of events for little
-    insight, and each costs a write to the event log.
+    """Each partition's headline values (totals) on that partition's own materialization, so the UI
+    plots every metric over time, whether the partition came from a nightly run or a range backfill.
     """
-    if len(periods) == 1 or periods[0].grain == "hour":
-        return
-    keys = context.partition_keys
-    assert len(keys) == len(periods), (keys[:3], [p.key for p in periods[:3]])
     by_period: dict[str, dict] = {}
     for r in rows:
         if r.dimension == "" and r.value is not None:
             by_period.setdefault(r.period_start, {})[r.metric] = dg.MetadataValue.float(r.value)
-    for key, period in zip(keys, periods, strict=True):
-        context.log_event(dg.AssetObservation(asset_key=context.asset_key, partition=key,
-                                              metadata=by_period.get(period.key, {})))
+    for key, period in zip(context.partition_keys, periods, strict=True):
+        if by_period.get(period.key):
+            context.add_asset_metadata(by_period[period.key], partition_key=key)
 
 
 def build_metric_asset(domain: Domain, grain: str) -> dg.AssetsDefinition:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 
 import dagster as dg
 import sqlalchemy as sa
@@ -64,7 +63,8 @@ def metric_replacement(
     mv = metric_values.c
     where = sa.and_(mv.grain == grain, mv.metric.in_(sorted(set(metrics))),
                     mv.period_start >= periods[0].key, mv.period_start < periods[-1].end_key)
-    return metric_values, where, [asdict(r) | {"source": source, "asset": asset, "run_id": run_id} for r in rows]
+    extra = {"source": source, "asset": asset, "run_id": run_id}
+    return metric_values, where, [vars(r) | extra for r in rows]  # vars: asdict deep-copies every row
 
 
 class Warehouse(dg.ConfigurableResource):

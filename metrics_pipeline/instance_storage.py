@@ -1,0 +1,209 @@
+"""Dagster instance storage that writes a run's per-partition events in batches.
+
+A single-run backfill of a year of hours plans and materializes 8,760 partitions per asset, and
+Dagster records one event per partition twice over (planned, then materialized); a year of days
+adds one check evaluation per check and day. Dagster hands asset events to the storage in batches
+when `DAGSTER_EVENT_BATCH_SIZE` is set, but its SQLite storage then writes them one at a time (two
+or three connections and commits per event, 8-13 ms each on this machine) and dagster-postgres
+batches only materializations and observations. The subclasses here write each batch with one
+INSERT per table in one transaction, and `log_evaluation_batch` hands Dagster a check's
+per-partition results as such a batch: a range's bookkeeping becomes small next to its SQL
+(before/after in benchmarks/results/fixes.md).
+
+No library offers this; the subclasses use Dagster's own statements and index writes
+(`prepare_insert_event_batch`, `_store_asset_event_tags`, `_store_asset_event`,
+`store_asset_check_event`), so what is stored is exactly what the stock classes store
+(metrics_pipeline_tests/test_instance_storage.py compares the two) and an instance can switch
+between them at any time. They depend on Dagster internals: dagster is pinned in pyproject.toml.
+
+Configured in dagster.yaml and deploy/dagster.yaml (`storage: custom:`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from functools import cached_property
+
+from dagster import AssetCheckEvaluation
+from dagster._core.events import (
+    ASSET_EVENTS, DagsterEvent, DagsterEventBatchMetadata, DagsterEventType, generate_event_batch_id,
+)
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sql import create_engine
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
+from dagster_postgres import DagsterPostgresStorage
+from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.utils import pg_url_from_config
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+# Shard engines kept by a process (the index shard and the latest runs'); NullPool: no open files.
+CACHED_SHARDS = 16
+# Events per batch: a batch is one multi-row INSERT (7 bound values a row, far below SQLite's limit).
+EVENT_BATCH_SIZE = "1000"
+
+
+def enable_event_batches() -> None:
+    """Ask Dagster to hand asset events to the storage in batches (it reads this variable per event)."""
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
+
+
+def log_evaluation_batch(context, evaluations: Sequence[AssetCheckEvaluation]) -> None:
+    """Log a check's per-partition evaluations as one event batch, as Dagster logs a range's
+    materializations (the public `log_event` would store them one at a time: 8-13 ms each, most of
+    a year-long daily backfill's bookkeeping). Each is a normal ASSET_CHECK_EVALUATION event."""
+    step_context = context.op_execution_context._step_execution_context
+    batch_id = generate_event_batch_id()
+    for i, evaluation in enumerate(evaluations):
+        DagsterEvent.from_step(
+            DagsterEventType.ASSET_CHECK_EVALUATION, step_context, evaluation,
+            message=f"Asset check '{evaluation.check_name}' on '{evaluation.asset_key.to_user_string()}' "
+                    f"partition {evaluation.partition}: {'passed' if evaluation.passed else 'did not pass'}.",
+            batch_metadata=DagsterEventBatchMetadata(batch_id, i == len(evaluations) - 1))
+
+
+def _batched_kind(event: EventLogEntry) -> str | None:
+    """"asset" (materialized, planned, observed) or "check" (a check's evaluation): written in batches."""
+    if not event.is_dagster_event:
+        return None
+    if event.dagster_event_type in ASSET_EVENTS and event.get_dagster_event().asset_key:
+        return "asset"
+    return "check" if event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION else None
+
+
+def _store_batched(storage, events: Sequence[EventLogEntry], write_batch) -> None:
+    """Write each stretch of same-kind events of one run with `write_batch`; anything else (check
+    planned events travel in the planned batch) one by one as Dagster would, keeping their order."""
+    pending: list[EventLogEntry] = []
+    for event in events:
+        kind = _batched_kind(event)
+        if pending and (kind != _batched_kind(pending[0]) or event.run_id != pending[0].run_id):
+            write_batch(pending)
+            pending = []
+        if kind:
+            pending.append(event)
+        else:
+            storage.store_event(event)
+    if pending:
+        write_batch(pending)
+
+
+def _store_index_rows(storage, conn, events: Sequence[EventLogEntry], insert) -> None:
+    """Insert `events` into the event table `conn` points at, then what Dagster indexes for them.
+
+    Row ids are assigned in VALUES order inside one statement, so the sorted returned ids pair with
+    the events in order. Asset events: their tags, and the asset row (latest materialization,
+    planned run...) written once per asset and event type with the last event of the batch, which
+    is what writing them one by one leaves. Check evaluations: Dagster's own per-event update of the
+    check's execution row, run inside this transaction (`storage.index_connection` yields `conn`).
+    """
+    ids = sorted(row[0] for row in conn.execute(insert.returning(SqlEventLogStorageTable.c.id)))
+    if _batched_kind(events[0]) == "check":
+        storage.shared.conn = conn
+        try:
+            for event, event_id in zip(events, ids, strict=True):
+                storage.store_asset_check_event(event, event_id)
+        finally:
+            storage.shared.conn = None
+        return
+    storage._store_asset_event_tags(conn, events, ids)
+    last: dict[tuple, tuple[EventLogEntry, int]] = {}
+    for event, event_id in zip(events, ids, strict=True):
+        last[(event.get_dagster_event().asset_key, event.dagster_event_type)] = (event, event_id)
+    for event, event_id in last.values():
+        storage._store_asset_event(conn, event, event_id)
+
+
+class _SharedIndexConnection:
+    """Mixin: while a batch is written (`shared.conn` set, per thread), Dagster's own index writes
+    for each event join the batch's transaction instead of opening a connection each."""
+
+    def index_connection(self):
+        conn = getattr(self.shared, "conn", None)
+        return nullcontext(conn) if conn is not None else super().index_connection()
+
+    @cached_property
+    def shared(self) -> threading.local:
+        return threading.local()
+
+
+class BatchedSqliteEventLogStorage(_SharedIndexConnection, SqliteEventLogStorage):
+    """SQLite event log: a batch goes to the run's shard and the cross-run index shard in one commit
+    each, and each shard's engine is made once (the stock class builds one per statement, which also
+    throws away SQLAlchemy's compiled-statement cache: about 1 ms per event)."""
+
+    def __init__(self, base_dir: str, inst_data=None):
+        super().__init__(base_dir, inst_data=inst_data)
+        self._engines: OrderedDict[str, Engine] = OrderedDict()
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            engine = self._engines.pop(shard, None)
+            if engine is None:
+                engine = create_engine(self.conn_string_for_shard(shard), poolclass=NullPool,
+                                       connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+                if shard not in self._initialized_dbs:
+                    self._initdb(engine)
+                    self._initialized_dbs.add(shard)
+            self._engines[shard] = engine  # most recently used last
+            while len(self._engines) > CACHED_SHARDS:
+                self._engines.popitem(last=False)[1].dispose()
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        _store_batched(self, events, self._write_batch)
+
+    def _write_batch(self, events: Sequence[EventLogEntry]) -> None:
+        insert = self.prepare_insert_event_batch(events)
+        with self.run_connection(events[0].run_id) as conn:
+            conn.execute(insert)
+        with self.index_transaction() as conn:
+            _store_index_rows(self, conn, events, insert)
+
+
+class BatchedPostgresEventLogStorage(_SharedIndexConnection, PostgresEventLogStorage):
+    """PostgreSQL event log: a batch of asset events (planned ones included) or check evaluations in
+    one transaction."""
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        _store_batched(self, events, self._write_batch)
+
+    def _write_batch(self, events: Sequence[EventLogEntry]) -> None:
+        with self.index_transaction() as conn:
+            _store_index_rows(self, conn, events, self.prepare_insert_event_batch(events))
+
+
+class BatchedSqliteStorage(DagsterSqliteStorage):
+    """Dagster's embedded SQLite storage (same files under base_dir) with batched asset events."""
+
+    def __init__(self, base_dir: str, inst_data=None):
+        super().__init__(base_dir, inst_data=inst_data)
+        self._event_log_storage = BatchedSqliteEventLogStorage(_event_logs_directory(base_dir))
+        enable_event_batches()
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return cls.from_local(inst_data=inst_data, **config_value)
+
+
+class BatchedPostgresStorage(DagsterPostgresStorage):
+    """dagster-postgres storage (same tables, same config keys) with batched asset events."""
+
+    def __init__(self, postgres_url: str, should_autocreate_tables: bool = True, inst_data=None):
+        super().__init__(postgres_url, should_autocreate_tables, inst_data=inst_data)
+        self._event_log_storage = BatchedPostgresEventLogStorage(postgres_url, should_autocreate_tables)
+        enable_event_batches()
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value):
+        return cls(pg_url_from_config(config_value), config_value.get("should_autocreate_tables", True),
+                   inst_data=inst_data)
