@@ -12,7 +12,7 @@ per-partition results as such a batch: a range's bookkeeping becomes small next 
 
 No library offers this; the subclasses use Dagster's own statements and index writes
 (`prepare_insert_event_batch`, `_store_asset_event_tags`, `_store_asset_event`,
-`store_asset_check_event`), so what is stored is exactly what the stock classes store
+`_update_asset_check_evaluation`), so what is stored is exactly what the stock classes store
 (metrics_pipeline_tests/test_instance_storage.py compares the two) and an instance can switch
 between them at any time. They depend on Dagster internals: dagster is pinned in pyproject.toml.
 
@@ -107,9 +107,9 @@ def _store_index_rows(storage, conn, events: Sequence[EventLogEntry], insert) ->
     ids = sorted(row[0] for row in conn.execute(insert.returning(SqlEventLogStorageTable.c.id)))
     if _batched_kind(events[0]) == "check":
         storage.shared.conn = conn
-        try:
+        try:  # what store_asset_check_event does for a run's evaluation, minus its per-event schema probe
             for event, event_id in zip(events, ids, strict=True):
-                storage.store_asset_check_event(event, event_id)
+                storage._update_asset_check_evaluation(event, event_id)
         finally:
             storage.shared.conn = None
         return

@@ -99,3 +99,36 @@ def test_steps_creating_a_new_postgres_warehouse_at_once_all_succeed(postgres_ur
     for e in engines:
         e.dispose()
     assert errors == []
+
+
+def test_partition_replacement_is_one_transaction_of_bulk_inserts(sources):
+    """24,000 rows replace a range in a handful of multi-row statements; a bad row rolls all of it back
+    and the rows already there stay; the DELETE of a range is an index range on SQLite."""
+    import datetime as dt
+
+    from metrics_pipeline.metrics.periods import periods_between
+    from metrics_pipeline.metrics.spec import MetricRow
+
+    warehouse = sources.warehouse()
+    periods = periods_between("day", dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 4), "UTC")
+    rows = [MetricRow("sessions", "day", p.key, p.end_key, "platform", str(i), float(i))
+            for p in periods for i in range(8000)]
+    statements = []
+    sa.event.listen(warehouse.engine, "before_cursor_execute",
+                    lambda conn, cursor, statement, *rest: statements.append(statement.split()[0]))
+    replace = dict(grain="day", metrics=["sessions"], periods=periods, source="app", asset="daily_activity_metrics")
+    assert warehouse.replace_metric_rows(rows, run_id="r1", **replace) == 24_000
+    assert 1 <= statements.count("INSERT") <= 30 and statements.count("DELETE") == 1  # not one per row
+
+    broken = rows[:-1] + [MetricRow(None, "day", periods[0].key, periods[0].end_key, "", "", 1.0)]
+    with pytest.raises(sa.exc.IntegrityError):
+        warehouse.replace_metric_rows(broken, run_id="r2", **replace)
+    kept = warehouse.metric_rows(["sessions"], "day")
+    assert len(kept) == 24_000 and {r["run_id"] for r in kept} == {"r1"}
+
+    if warehouse.engine.dialect.name == "sqlite":
+        with warehouse.engine.connect() as conn:
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN DELETE FROM metric_values WHERE grain = 'day' AND metric IN ('sessions') "
+                "AND period_start >= '2026-01-01' AND period_start < '2026-01-04'"))
+        assert "USING INDEX" in plan and "period_start>?" in plan, plan
