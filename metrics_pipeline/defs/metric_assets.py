@@ -73,7 +73,13 @@ def materialization_metadata(rows: list[MetricRow], periods: list[Period]) -> di
 def record_partition_values(context: dg.AssetExecutionContext, rows: list[MetricRow], periods: list[Period]) -> None:
     """Each partition's headline values (totals) on that partition's own materialization, so the UI
     plots every metric over time, whether the partition came from a nightly run or a range backfill.
+
+    Not for ranges of hours: each `add_asset_metadata` call copies and re-checks all the partitions
+    given so far, so a range costs its length squared (a year of hours: ~45 s of a 75 s run, against
+    ~1 s for three years of days). Hourly values are plotted from the hourly schedule's runs.
     """
+    if len(periods) > 1 and periods[0].grain == "hour":
+        return
     by_period: dict[str, dict] = {}
     for r in rows:
         if r.dimension == "" and r.value is not None:

@@ -55,7 +55,10 @@ def _create(url: str, read_only: bool) -> sa.Engine:
             cur.close()
 
         return engine
-    connect_args = {}
+    connect_args, options = {}, {}
     if read_only and u.get_backend_name() == "postgresql":
         connect_args["options"] = "-c default_transaction_read_only=on"
-    return sa.create_engine(u, pool_pre_ping=True, connect_args=connect_args)
+        # Rows stream from a server-side cursor: psycopg2 otherwise holds a whole result (a period's
+        # per-user rows) in memory at once, so a run's memory grew with the source (benchmarks/results/fixes.md)
+        options["stream_results"] = True
+    return sa.create_engine(u, pool_pre_ping=True, connect_args=connect_args, execution_options=options)
