@@ -2,9 +2,8 @@
 `dagster-webserver` on small seeded data.
 
 The data is made as a user makes it: `metrics-pipeline seed`, `inject` (one planted problem) and
-`backfill`, then `daily_activity_metrics` once per partition as the nightly schedule runs it. Only
-one-partition runs carry per-partition metric values that the UI can plot (a range backfill records
-one metadata set for all its partitions), so the nightly runs are what fills the Plots view.
+`backfill`, then `daily_activity_metrics` once per partition as the nightly schedule runs it (both
+put each day's metric values on that day's materialization, which the Plots view charts).
 
 The test writes the README's screenshots to a temporary folder; with METRICS_WRITE_SCREENSHOTS=1 it
 also copies them into docs/screenshots/.
