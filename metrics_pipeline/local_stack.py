@@ -254,6 +254,12 @@ class BackgroundProcess:
     @property
     def pid(self) -> int | None:
         """The leader's pid (also the group id), if the leader is alive."""
+        saved = self._saved()
+        if saved is not None and self._popen is not None and self._popen.pid == saved["pid"] \
+                and self._popen.returncode is None:
+            # our own child, not exited: alive even before it has exec'd its program and made its
+            # group, when /proc still shows this process's command line (a busy machine's window)
+            return saved["pid"]
         pgid = self._group()
         return pgid if pgid is not None and pgid in _group_members(pgid) else None
 
