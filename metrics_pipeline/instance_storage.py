@@ -121,9 +121,13 @@ def _store_index_rows(storage, conn, events: Sequence[EventLogEntry], insert) ->
         storage._store_asset_event(conn, event, event_id)
 
 
-class _SharedIndexConnection:
-    """Mixin: while a batch is written (`shared.conn` set, per thread), Dagster's own index writes
-    for each event join the batch's transaction instead of opening a connection each."""
+class _BatchedEvents:
+    """Mixin of both event logs: batches go to the subclass's `_write_batch`; while one is written
+    (`shared.conn` set, per thread), Dagster's own index writes for each event join its transaction
+    instead of opening a connection each."""
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        _store_batched(self, events, self._write_batch)
 
     def index_connection(self):
         conn = getattr(self.shared, "conn", None)
@@ -134,7 +138,7 @@ class _SharedIndexConnection:
         return threading.local()
 
 
-class BatchedSqliteEventLogStorage(_SharedIndexConnection, SqliteEventLogStorage):
+class BatchedSqliteEventLogStorage(_BatchedEvents, SqliteEventLogStorage):
     """SQLite event log: a batch goes to the run's shard and the cross-run index shard in one commit
     each, and each shard's engine is made once (the stock class builds one per statement, which also
     throws away SQLAlchemy's compiled-statement cache: about 1 ms per event)."""
@@ -159,9 +163,6 @@ class BatchedSqliteEventLogStorage(_SharedIndexConnection, SqliteEventLogStorage
             with engine.connect() as conn, conn.begin():
                 yield conn
 
-    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        _store_batched(self, events, self._write_batch)
-
     def _write_batch(self, events: Sequence[EventLogEntry]) -> None:
         insert = self.prepare_insert_event_batch(events)
         with self.run_connection(events[0].run_id) as conn:
@@ -170,12 +171,9 @@ class BatchedSqliteEventLogStorage(_SharedIndexConnection, SqliteEventLogStorage
             _store_index_rows(self, conn, events, insert)
 
 
-class BatchedPostgresEventLogStorage(_SharedIndexConnection, PostgresEventLogStorage):
+class BatchedPostgresEventLogStorage(_BatchedEvents, PostgresEventLogStorage):
     """PostgreSQL event log: a batch of asset events (planned ones included) or check evaluations in
     one transaction."""
-
-    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        _store_batched(self, events, self._write_batch)
 
     def _write_batch(self, events: Sequence[EventLogEntry]) -> None:
         with self.index_transaction() as conn:
