@@ -33,7 +33,8 @@ from dagster._core.events import (
     ASSET_EVENTS, DagsterEvent, DagsterEventBatchMetadata, DagsterEventType, generate_event_batch_id,
 )
 from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -41,6 +42,8 @@ from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_lo
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import pg_url_from_config
+from dagster._serdes import serialize_value
+from sqlalchemy import and_, bindparam
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
@@ -101,11 +104,14 @@ def _store_index_rows(storage, conn, events: Sequence[EventLogEntry], insert) ->
     Row ids are assigned in VALUES order inside one statement, so the sorted returned ids pair with
     the events in order. Asset events: their tags, and the asset row (latest materialization,
     planned run...) written once per asset and event type with the last event of the batch, which
-    is what writing them one by one leaves. Check evaluations: Dagster's own per-event update of the
-    check's execution row, run inside this transaction (`storage.index_connection` yields `conn`).
+    is what writing them one by one leaves. Check evaluations: Dagster's update of each check's
+    execution row, as one executemany (`_update_check_executions`) or else Dagster's own per-event
+    update, run inside this transaction (`storage.index_connection` yields `conn`).
     """
     ids = sorted(row[0] for row in conn.execute(insert.returning(SqlEventLogStorageTable.c.id)))
     if _batched_kind(events[0]) == "check":
+        if _update_check_executions(storage, conn, events, ids):
+            return
         storage.shared.conn = conn
         try:  # what store_asset_check_event does for a run's evaluation, minus its per-event schema probe
             for event, event_id in zip(events, ids, strict=True):
@@ -119,6 +125,40 @@ def _store_index_rows(storage, conn, events: Sequence[EventLogEntry], insert) ->
         last[(event.get_dagster_event().asset_key, event.dagster_event_type)] = (event, event_id)
     for event, event_id in last.values():
         storage._store_asset_event(conn, event, event_id)
+
+
+_CHECK_EXECUTION_UPDATE = AssetCheckExecutionsTable.update().where(and_(
+    AssetCheckExecutionsTable.c.asset_key == bindparam("b_asset_key"),
+    AssetCheckExecutionsTable.c.check_name == bindparam("b_check_name"),
+    AssetCheckExecutionsTable.c.run_id == bindparam("b_run_id"),
+    AssetCheckExecutionsTable.c.partition == bindparam("b_partition"),
+)).values(
+    execution_status=bindparam("b_status"), evaluation_event=bindparam("b_event"),
+    evaluation_event_timestamp=bindparam("b_timestamp"), evaluation_event_storage_id=bindparam("b_event_id"),
+    materialization_event_storage_id=bindparam("b_materialization_id"),
+)
+
+
+def _update_check_executions(storage, conn, events: Sequence[EventLogEntry], ids: Sequence[int]) -> bool:
+    """Dagster's `_update_asset_check_evaluation` for a batch of partitioned evaluations, as one
+    executemany of its UPDATE (one statement built per event cost 0.5 ms). False, and nothing to
+    undo, if some evaluation has no planned row to update or no partition: the caller then hands
+    each event to Dagster, which updates again (the same values) or inserts the missing row."""
+    params = []
+    for event, event_id in zip(events, ids, strict=True):
+        evaluation = event.get_dagster_event().event_specific_data
+        if evaluation.partition is None:
+            return False
+        target = evaluation.target_materialization_data
+        params.append({
+            "b_asset_key": evaluation.asset_key.to_string(), "b_check_name": evaluation.check_name,
+            "b_run_id": event.run_id, "b_partition": evaluation.partition,
+            "b_status": (AssetCheckExecutionRecordStatus.SUCCEEDED if evaluation.passed
+                         else AssetCheckExecutionRecordStatus.FAILED).value,
+            "b_event": serialize_value(event), "b_timestamp": storage._event_insert_timestamp(event),
+            "b_event_id": event_id, "b_materialization_id": target.storage_id if target else None})
+    updated = conn.execute(_CHECK_EXECUTION_UPDATE, params).rowcount
+    return conn.dialect.supports_sane_multi_rowcount and updated == len(params)
 
 
 class _BatchedEvents:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import os
+import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
@@ -56,6 +57,13 @@ def _gx():
     import great_expectations as gx
 
     return gx
+
+
+def import_in_background() -> None:
+    """Start importing Great Expectations in a background thread: the import is mostly Python (about
+    3 s), a run's first steps mostly wait on the source database, so by the time a check validates,
+    GX is loaded. Importing modules from two threads is safe (Python locks each module)."""
+    threading.Thread(target=_gx, name="import great_expectations", daemon=True).start()
 
 
 def _window_sql(table: SourceTable, periods: Sequence[Period], dialect: str) -> str:
@@ -150,6 +158,7 @@ def validate_tables(url: str, tables: Sequence[SourceTable], periods: Sequence[P
     """
     gx = _gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.validator.v1_validator import Validator
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -166,17 +175,23 @@ def validate_tables(url: str, tables: Sequence[SourceTable], periods: Sequence[P
     for table in tables:
         table_rules = rules(table, periods, dialect)
         suite = gx.ExpectationSuite(name=table.name, expectations=[r.expectation for r in table_rules])
-        batch = (source.add_query_asset(name=table.name, query=_window_sql(table, periods, dialect.name))
-                 .add_batch_definition_whole_table("window").get_batch())
-        index_columns = list(dict.fromkeys([*table.key, table.time_column]))
-        result = batch.validate(suite, result_format={
-            "result_format": "COMPLETE", "unexpected_index_column_names": index_columns})
+        window = source.add_query_asset(name=table.name, query=_window_sql(table, periods, dialect.name))
+        # One validator, so the window is fetched (on PostgreSQL: copied to a temporary table) once.
+        # First every expectation's count of bad rows alone (GX bundles them into one aggregate query;
+        # no sample: a sample is a query per expectation that scans the whole window when nothing is
+        # wrong), then the bad rows' ids, only for the expectations that failed.
+        validator = Validator(batch_definition=window.add_batch_definition_whole_table("window"),
+                              result_format={"result_format": "BASIC", "partial_unexpected_count": 0})
+        result = validator.validate_expectation_suite(suite)
+        validator.result_format = {"result_format": "COMPLETE",
+                                   "unexpected_index_column_names": list(dict.fromkeys([*table.key, table.time_column]))}
         find_period = _PeriodFinder(periods, table.column(table.time_column).kind == "date")
         failed = 0
         for rule, res in zip(table_rules, result.results, strict=True):
             if res.success:
                 continue
             failed += 1
+            res = validator.validate_expectation(rule.expectation)
             kind = res.expectation_config.type
             if rule.grouped:
                 for row in res.result["details"]["unexpected_rows"]:

@@ -1,6 +1,7 @@
 """Missing data: source rows absent where history says there should be some.
 
-Two findings, both per period and computed in the source with one GROUP BY per table or column:
+Two findings, both per period and computed in the source with one GROUP BY per table (period and
+every dimension column):
 - a **table** with no rows in a period, after `HISTORY` prior periods that all had rows;
 - a **dimension value** (a platform, an ad channel, ...) with no rows in a period, after `HISTORY`
   prior periods that all had rows, while the table keeps at least half its usual rows.
@@ -33,10 +34,11 @@ class Gap:
     expected: float  # smallest count of the prior periods
 
 
-def _counts(conn: sa.Connection, table: SourceTable, periods: list[Period], column: str | None) -> dict:
+def _counts(conn: sa.Connection, table: SourceTable, periods: list[Period], columns: list[str]) -> dict:
+    """Rows per period and combination of `columns`' values: {(period, value, ...): rows}, one scan."""
     t = table.sa_table()
     p = periods_subquery(periods, conn.dialect.name)
-    keys = [p.c.period_start] + ([t.c[column]] if column else [])
+    keys = [p.c.period_start, *(t.c[c] for c in columns)]
     q = (sa.select(*keys, sa.func.count()).select_from(p.join(t, in_period(t, table.time_column, p)))
          .group_by(*keys))
     return {tuple(str(v) for v in row[:-1]): int(row[-1]) for row in conn.execute(q)}
@@ -55,7 +57,10 @@ def find_gaps(conn: sa.Connection, table: SourceTable, columns: list[str], perio
     """Missing table rows and vanished dimension values of `table` in `periods`."""
     every = with_history(periods, HISTORY)
     keys = [p.key for p in every]
-    totals = _counts(conn, table, every, None)
+    combos = _counts(conn, table, every, columns)  # the dimension columns have a few values each
+    totals: dict[tuple, int] = defaultdict(int)
+    for (period, *_), n in combos.items():
+        totals[(period,)] += n
     gaps = []
     for i in range(HISTORY, len(every)):
         prior = [totals.get((k,), 0) for k in keys[i - HISTORY:i]]
@@ -67,10 +72,10 @@ def find_gaps(conn: sa.Connection, table: SourceTable, columns: list[str], perio
     usual = {keys[i] for i in range(HISTORY, len(every))
              if totals.get((keys[i],), 0) >= MIN_SHARE_KEPT * min(totals.get((k,), 0) for k in keys[i - HISTORY:i])}
     missing_periods = {g.period for g in gaps}
-    for column in columns:
-        by_value: dict[str, dict[str, int]] = defaultdict(dict)
-        for (period, value), n in _counts(conn, table, every, column).items():
-            by_value[value][period] = n
+    for i_column, column in enumerate(columns, start=1):
+        by_value: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for combo, n in combos.items():
+            by_value[combo[i_column]][combo[0]] += n
         for value, counts in sorted(by_value.items()):
             for i in range(HISTORY, len(every)):
                 if keys[i] in missing_periods or keys[i] not in usual or counts.get(keys[i], 0) > 0:
