@@ -7,7 +7,8 @@ server) and measures, on the same data:
 - per-day loop: the same SQL once per day (hours: the day's 24 in one call; weeks and months once
   per period), bare, over a sample of days, extrapolated to the range;
 - single-run backfill: `metrics-pipeline backfill` of the whole range, all grains (a subprocess; its
-  whole process tree's peak RSS is sampled);
+  whole process tree's peak RSS is sampled); on PostgreSQL it runs grains side by side by default,
+  so there the same backfill one grain at a time (`--jobs 1`) is measured too;
 - per-partition backfill: one Dagster run per partition over a sample, extrapolated to the range,
   each run a process of its own as Dagster's run launcher starts them (the runs alone, as if they
   shared a process, are reported too: a lower bound);
@@ -267,8 +268,10 @@ def run_tree(cmd: list[str], env: dict, label: str) -> dict:
             "failed_checks": [line.strip() for line in output.splitlines() if "failed blocking check" in line]}
 
 
-def backfill(ds: Dataset, start: dt.date, end: dt.date, home: str, label: str) -> dict:
+def backfill(ds: Dataset, start: dt.date, end: dt.date, home: str, label: str, jobs: int | None = None) -> dict:
+    """`metrics-pipeline backfill` of every grain (its default --jobs unless `jobs` is given)."""
     cmd = [str(BIN / "metrics-pipeline"), "backfill", "--start", start.isoformat(), "--end", end.isoformat()]
+    cmd += [] if jobs is None else ["--jobs", str(jobs)]
     result = run_tree(cmd, ds.env(home), label)
     result["grains"] = {}
     for line in (RESULTS / "logs" / f"{label}.log").read_text().splitlines():  # "[1/4] hour: ... ok in 12.3 s"
@@ -419,6 +422,8 @@ def ratios(r: dict) -> dict:
         "single_vs_best_baseline": main["single_run"]["seconds"] / best,
         "per_partition_vs_single": main["per_partition"]["total"] / main["single_run"]["seconds"],
     }
+    if "single_run_one_grain_at_a_time" in main:
+        out["one_grain_at_a_time_vs_best_baseline"] = main["single_run_one_grain_at_a_time"]["seconds"] / best
     if "nightly" in r:
         out["nightly_3y_vs_3m"] = r["nightly"]["3y"]["seconds"] / r["nightly"]["3m"]["seconds"]
     if "rss" in r:
@@ -450,7 +455,10 @@ def markdown(r: dict) -> str:
              f"- engine strategies: {r['strategies'] or 'whole range everywhere'}", "",
              "| backfill (seconds) | " + " | ".join(r["backfill"]) + " |",
              "|---|" + "---:|" * len(r["backfill"])]
-    for method in ("floor", "engine_sql", "per_day_loop", "single_run", "per_partition"):
+    for method in ("floor", "engine_sql", "per_day_loop", "single_run", "single_run_one_grain_at_a_time",
+                   "per_partition"):
+        if not any(method in rng for rng in r["backfill"].values()):
+            continue
         cells = []
         for rng in r["backfill"].values():
             v = rng.get(method)
@@ -461,8 +469,10 @@ def markdown(r: dict) -> str:
     lines.append("| per partition, runs sharing one process (lower bound) | " + " | ".join(cells) + " |")
     lines += ["", "| figure | value |", "|---|---:|"]
     full = r["backfill"]["full"]
-    by_grain = ", ".join(f"{g} {s:.1f}" for g, s in full["single_run"]["grains"].items())
-    lines.append(f"| single-run by grain (s) | {by_grain} |")
+    for method in ("single_run", "single_run_one_grain_at_a_time"):
+        if method in full:
+            by_grain = ", ".join(f"{g} {s:.1f}" for g, s in full[method]["grains"].items())
+            lines.append(f"| {method.replace('_', ' ')}, by grain (s) | {by_grain} |")
     floor_by_grain = ", ".join(f"{g} {full['floor'][g]:.1f}" for g in GRAINS)
     lines.append(f"| floor by grain (s) | {floor_by_grain} |")
     if "nightly" in r:
@@ -567,6 +577,9 @@ def main(argv=None) -> int:
             log(f"floor {b['floor']['total']} s, engine {b['engine_sql']['total']} s, "
                 f"per-day loop {b['per_day_loop']['total']} s")
             b["single_run"] = backfill(main_ds, first, end, name, f"backfill_{name}")
+            if args.postgres:  # the default there runs grains side by side; the same, one grain at a time
+                b["single_run_one_grain_at_a_time"] = backfill(main_ds, first, end, f"{name}_serial",
+                                                               f"backfill_{name}_serial", jobs=1)
             if name == "full":
                 b["per_partition"] = per_partition(main_ds, first, end, name)
             r["backfill"][name] = b

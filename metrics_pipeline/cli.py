@@ -72,16 +72,20 @@ def cmd_seed(args) -> int:
     return 0
 
 
-def backfill(start: dt.date, end: dt.date, grains: Sequence[str], only: str | None = None) -> bool:
+def backfill(start: dt.date, end: dt.date, grains: Sequence[str], only: str | None = None,
+             jobs: int | None = None) -> bool:
     """Materialize every partition of `grains` within [start, end], one run per grain and span of
-    consecutive partitions; `only` = "missing" or "failed" narrows them. True if all passed."""
+    consecutive partitions; `only` = "missing" or "failed" narrows them. `jobs` runs of different
+    grains at once (default `default_jobs`). True if all passed."""
     from metrics_pipeline import operations
-    from metrics_pipeline.definitions import defs
-    from metrics_pipeline.runner import partition_keys_within, run_range
+    from metrics_pipeline.runner import partition_keys_within
 
     if end < start:
         raise ConfigError(f"--end {end} is before --start {start}")
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: expected 1 or more")
     instance = _instance()
+    jobs = jobs or default_jobs(instance)
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     narrow = {None: lambda g, keys: keys, "missing": lambda g, keys: operations.missing_keys(instance, g, keys),
               "failed": lambda g, keys: operations.failed_keys(instance, g, keys)}[only]
@@ -89,20 +93,73 @@ def backfill(start: dt.date, end: dt.date, grains: Sequence[str], only: str | No
     pace = {g: operations.seconds_per_partition(instance, g) for g in grains}
     print(f"backfill {start} .. {end}{f' ({only} only)' if only else ''}: "
           + (", ".join(f"{sum(len(k) for h, k in plan if h == g)} {g}" for g in grains) or "nothing to do")
-          + f" partition(s); instance {os.environ['DAGSTER_HOME']}" + _eta(plan, pace), flush=True)
-    ok = True
-    for i, (grain, keys) in enumerate(plan, 1):
-        t0 = time.monotonic()
-        print(f"[{i}/{len(plan)}] {grain}: {keys[0]} .. {keys[-1]} ({len(keys)} partitions) ...", end=" ", flush=True)
-        run = run_range(defs, grain, keys, instance, tags={"trigger": "cli_backfill"}, run_config=QUIET_LOGS)
-        status = "ok" if run.success else "FAILED"
-        print(f"{status} in {time.monotonic() - t0:.1f} s (run {run.run_id[:8]}){_eta(plan[i:], pace)}", flush=True)
-        for check in run.failed_checks:
-            print(f"    failed blocking check: {check}", flush=True)
-        for error in run.errors:
-            print(f"    {error}", flush=True)
-        ok &= run.success
+          + f" partition(s); instance {os.environ['DAGSTER_HOME']}"
+          + (f"; {jobs} grains at a time" if jobs > 1 and len({g for g, _ in plan}) > 1 else "")
+          + _eta(plan, pace), flush=True)
+    numbered = [(i, grain, keys) for i, (grain, keys) in enumerate(plan, 1)]
+    if jobs == 1:
+        ok = _run_lane(numbered, len(plan), pace, instance)
+    else:
+        ok = _run_lanes_side_by_side(numbered, len(plan), jobs)
     print(_alert_summary(started))
+    return ok
+
+
+def default_jobs(instance) -> int:
+    """Runs at once by default: 2 when the Dagster instance and the warehouse are on PostgreSQL (the
+    database then works on two grains' queries at once), else 1 (SQLite takes one writer at a time)."""
+    from dagster._core.storage.event_log.sqlite import ConsolidatedSqliteEventLogStorage, SqliteEventLogStorage
+
+    from metrics_pipeline.settings import database_url
+
+    sqlite_instance = isinstance(instance.event_log_storage, (SqliteEventLogStorage, ConsolidatedSqliteEventLogStorage))
+    return 1 if sqlite_instance or not database_url("warehouse").startswith("postgresql") else 2
+
+
+def _run_lane(lane: Sequence[tuple[int, str, list[str]]], total: int, pace: dict | None = None,
+              instance=None) -> bool:
+    """Run each (number, grain, keys) of `lane` in order in this process, printing its outcome; with
+    `pace` (one lane for the whole plan) each line also gives the time left."""
+    import dagster as dg
+
+    from metrics_pipeline.definitions import defs
+    from metrics_pipeline.runner import run_range
+
+    instance = instance or dg.DagsterInstance.get()
+    ok = True
+    for n, (i, grain, keys) in enumerate(lane, 1):
+        t0 = time.monotonic()
+        label = f"[{i}/{total}] {grain}: {keys[0]} .. {keys[-1]} ({len(keys)} partitions)"
+        if pace is None:
+            print(f"{label} started", flush=True)
+        else:
+            print(f"{label} ...", end=" ", flush=True)
+        run = run_range(defs, grain, keys, instance, tags={"trigger": "cli_backfill"}, run_config=QUIET_LOGS)
+        outcome = f"{'ok' if run.success else 'FAILED'} in {time.monotonic() - t0:.1f} s (run {run.run_id[:8]})"
+        lines = [outcome + _eta([(g, k) for _, g, k in lane[n:]], pace) if pace is not None
+                 else f"[{i}/{total}] {grain}: {outcome}"]
+        lines += [f"    failed blocking check: {check}" for check in run.failed_checks]
+        lines += [f"    {error}" for error in run.errors]
+        print("\n".join(lines), flush=True)  # one write: lanes in other processes print too
+        ok &= run.success
+    return ok
+
+
+def _run_lanes_side_by_side(plan: Sequence[tuple[int, str, list[str]]], total: int, jobs: int) -> bool:
+    """Each grain's runs in order in a lane of its own, `jobs` lanes at once in processes of their own
+    (each loads the definitions and the instance, as a run launcher's process does). Month runs start
+    when every other grain is done: the monthly export reads every grain's rows of the month."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    lanes = {grain: [item for item in plan if item[1] == grain] for grain in dict.fromkeys(g for _, g, _ in plan)}
+    stages = [[g for g in lanes if g != "month"], [g for g in lanes if g == "month"]]
+    ok = True
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_quiet_library_notices) as pool:
+        for stage in stages:
+            futures = [pool.submit(_run_lane, lanes[grain], total) for grain in stage]
+            ok &= all([f.result() for f in futures])
     return ok
 
 
@@ -129,7 +186,7 @@ def _alert_summary(since: dt.datetime) -> str:
 
 def cmd_backfill(args) -> int:
     only = "missing" if args.missing_only else "failed" if args.from_failed else None
-    return 0 if backfill(args.start, args.end, args.grain, only) else 1
+    return 0 if backfill(args.start, args.end, args.grain, only, args.jobs) else 1
 
 
 def cmd_status(args) -> int:
@@ -274,6 +331,9 @@ def parser() -> argparse.ArgumentParser:
                       help="only partitions some asset of the grain has never materialized")
     only.add_argument("--from-failed", action="store_true",
                       help="only partitions whose latest run failed (no later run succeeded for them)")
+    b.add_argument("--jobs", type=int, default=None,
+                   help="runs of different grains at once, each in a process of its own (default 2 when the "
+                        "Dagster instance and the warehouse are on PostgreSQL, else 1; month runs go last)")
     b.set_defaults(fn=cmd_backfill)
 
     st = sub.add_parser("status", help="per asset: newest partition, missing partitions, open alerts by check")
@@ -314,11 +374,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_library_notices() -> None:
+    """Library beta/preview/deprecation notices are for developers (METRICS_DEBUG=1), not CLI users."""
+    if not os.environ.get("METRICS_DEBUG"):
+        warnings.simplefilter("ignore")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if not os.environ.get("METRICS_DEBUG"):
-        # library beta/preview/deprecation notices are for developers, not for CLI users
-        warnings.simplefilter("ignore")
+    _quiet_library_notices()
     try:
         return args.fn(args)
     except ConfigError as e:
