@@ -11,8 +11,8 @@ per-partition results as such a batch: a range's bookkeeping becomes small next 
 (before/after in benchmarks/results/fixes.md).
 
 No library offers this; the subclasses use Dagster's own statements and index writes
-(`_event_to_row`, `_store_asset_event_tags`, `_store_asset_event`,
-`_update_asset_check_evaluation`, `_store_asset_check_evaluation_planned`), so what is stored is exactly what the stock classes store
+(`_event_to_row`, `_store_asset_event_tags`, `_store_asset_event`, `_update_asset_check_evaluation`,
+`_store_asset_check_evaluation_planned`), so what is stored is exactly what the stock classes store
 (metrics_pipeline_tests/test_instance_storage.py compares the two) and an instance can switch
 between them at any time. They depend on Dagster internals: dagster is pinned in pyproject.toml.
 
@@ -39,10 +39,10 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventL
 from dagster._core.storage.sql import create_engine
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, _event_logs_directory
+from dagster._serdes import serialize_value
 from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import pg_url_from_config
-from dagster._serdes import serialize_value
 from sqlalchemy import and_, bindparam
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
@@ -108,8 +108,8 @@ def _store_index_rows(storage, conn, events: Sequence[EventLogEntry], rows: Sequ
 
     The rows go in as one executemany of a statement compiled once (Dagster's own batch statement is
     one INSERT with a VALUES row per event, compiled anew per batch: 0.2 ms an event), and come back
-    with their ids in the events' order. Asset events: their tags, and the asset row (latest materialization,
-    planned run...) written once per asset and event type with the last event of the batch, which
+    with their ids in the events' order. Asset events: their tags, and the asset row (latest
+    materialization, planned run...) written once per asset and event type with the last event of the batch, which
     is what writing them one by one leaves. Check evaluations: Dagster's update of each check's
     execution row, as one executemany (`_update_check_executions`) or else Dagster's own per-event
     update, run inside this transaction (`storage.index_connection` yields `conn`).

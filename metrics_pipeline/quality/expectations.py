@@ -183,8 +183,8 @@ def validate_tables(url: str, tables: Sequence[SourceTable], periods: Sequence[P
         validator = Validator(batch_definition=window.add_batch_definition_whole_table("window"),
                               result_format={"result_format": "BASIC", "partial_unexpected_count": 0})
         result = validator.validate_expectation_suite(suite)
-        validator.result_format = {"result_format": "COMPLETE",
-                                   "unexpected_index_column_names": list(dict.fromkeys([*table.key, table.time_column]))}
+        index_columns = list(dict.fromkeys([*table.key, table.time_column]))
+        validator.result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": index_columns}
         find_period = _PeriodFinder(periods, table.column(table.time_column).kind == "date")
         failed = 0
         for rule, res in zip(table_rules, result.results, strict=True):
