@@ -10,8 +10,8 @@ import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from metrics_pipeline.defs.automation import job_name
+from metrics_pipeline.defs.source_scans import background_source_scans
 from metrics_pipeline.partitions import GRAINS, PARTITIONS
-from metrics_pipeline.quality.expectations import import_in_background
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,14 @@ def run_range(
     if grain not in GRAINS:
         raise ValueError(f"unknown grain {grain!r}; expected one of {', '.join(GRAINS)}")
     job = defs.resolve_job_def(job_name(grain))
-    if grain == "day":  # the daily assets' source_expectations checks validate with Great Expectations
-        import_in_background()
-    result = job.execute_in_process(
-        instance=instance,
-        tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1],
-              "grain": grain, **(tags or {})},
-        run_config=run_config,
-        raise_on_error=False,
-    )
+    with background_source_scans():  # the daily checks' source scans overlap the assets' queries
+        result = job.execute_in_process(
+            instance=instance,
+            tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1],
+                  "grain": grain, **(tags or {})},
+            run_config=run_config,
+            raise_on_error=False,
+        )
     failed = sorted({f"{e.asset_key.to_user_string()}:{e.asset_check_key.name}"
                      for e in result.get_asset_check_evaluations()
                      if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR})

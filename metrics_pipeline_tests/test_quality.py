@@ -239,3 +239,60 @@ def test_a_range_run_gives_each_partition_its_own_check_result(tmp_path):
         status = {d: storage.get_latest_asset_check_execution_by_key(
             [key], partition_filter=PartitionKeyFilter(key=d))[key].status.value for d in days}
         assert status == {d: "FAILED" if d in failing else "SUCCEEDED" for d in days}, name
+
+
+def test_a_range_run_scans_the_checks_sources_in_the_background_once_and_finds_what_checks_find(
+        tmp_path, monkeypatch):
+    """The CLI's day ranges start each domain's check scans (GX, volume gaps) in a background thread
+    while the assets compute: once per run, one scan per domain, and a scan that failed there is run
+    again by its check. The alerts equal those of a run whose checks scan for themselves."""
+    import threading
+
+    import dagster as dg
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from metrics_pipeline.contract import DATABASES
+    from metrics_pipeline.defs import source_scans
+    from metrics_pipeline.metrics.catalog import DOMAINS
+    from metrics_pipeline.runner import run_range
+    from metrics_pipeline_tests.sources import Sources
+
+    sources = Sources({db: f"sqlite:///{tmp_path}/{db}.db" for db in DATABASES},
+                      f"sqlite:///{tmp_path}/warehouse.db", str(tmp_path / "exports"))
+    days = ["2026-03-09", "2026-03-10", "2026-03-11"]
+    sources.insert("users", *({"id": f"u{i}", "created_at": f"{d} 09:00:00",
+                               "platform": "fridge" if d == days[1] else "ios"} for i, d in enumerate(days)))
+    sources.insert("payments", {"id": "p1", "user_id": "u0", "amount_cents": 700, "currency": "EUR",
+                                "created_at": f"{days[2]} 10:00:00"})
+    calls = []
+
+    def recording(scan, compute):
+        def _scan(source, domain, periods):
+            background = threading.current_thread().name.startswith("source-scans")
+            calls.append((scan, domain.name, background))
+            if background and (scan, domain.name) == (source_scans.EXPECTATIONS, "revenue"):
+                raise ConnectionError("the scan failed in the background")
+            return compute(source, domain, periods)
+        return _scan
+
+    for scan, compute in list(source_scans.SCANS.items()):
+        monkeypatch.setitem(source_scans.SCANS, scan, recording(scan, compute))
+
+    def found():
+        return sorted((a["alert_type"], a["check_name"], a["partition_key"], a["message"])
+                      for a in sources.warehouse().alerts(open_only=True))
+
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_range(sources.defs(), "day", days, instance).success
+    daily = {d.name for d in DOMAINS if "day" in d.grains}
+    assert sorted(c for c in calls if c[2]) == sorted((s, d, True) for s in source_scans.SCANS for d in daily)
+    assert [c for c in calls if not c[2]] == [(source_scans.EXPECTATIONS, "revenue", False)]
+    in_background = found()
+    assert {(a[0], a[2]) for a in in_background} == {("invalid_data", days[1]), ("invalid_data", days[2])}
+
+    calls.clear()  # the same window run outside the CLI's runner: each check scans when it runs
+    job = sources.defs().resolve_job_def("daily_metrics_job")
+    assert job.execute_in_process(instance=instance, tags={ASSET_PARTITION_RANGE_START_TAG: days[0],
+                                                           ASSET_PARTITION_RANGE_END_TAG: days[-1]}).success
+    assert sorted(calls) == sorted((s, d, False) for s in source_scans.SCANS for d in daily)
+    assert found() == in_background

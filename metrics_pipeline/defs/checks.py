@@ -19,12 +19,12 @@ from collections import defaultdict
 import dagster as dg
 
 from metrics_pipeline.alerts import SEVERITIES, Alert
-from metrics_pipeline.contract import TABLES
 from metrics_pipeline.defs.cohort_assets import daily_conversion_funnel, weekly_retention_cohorts
 from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
 from metrics_pipeline.defs.execution import retry_transient, source_pool
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS, window_periods
 from metrics_pipeline.defs.resources import resource_key
+from metrics_pipeline.defs.source_scans import EXPECTATIONS, GAPS, scan_result
 from metrics_pipeline.instance_storage import log_evaluation_batch
 from metrics_pipeline.metrics import cohorts, funnel
 from metrics_pipeline.metrics.catalog import DOMAINS
@@ -34,7 +34,6 @@ from metrics_pipeline.metrics.revenue import CENT, MOVEMENTS, mrr_at, mrr_identi
 from metrics_pipeline.metrics.spec import Domain, MetricDef
 from metrics_pipeline.partitions import PARTITIONS
 from metrics_pipeline.quality import anomaly, integrity
-from metrics_pipeline.quality.volume import Gap, find_gaps
 
 DAGSTER_SEVERITY = {"low": dg.AssetCheckSeverity.WARN, "medium": dg.AssetCheckSeverity.WARN,
                     "high": dg.AssetCheckSeverity.ERROR, "critical": dg.AssetCheckSeverity.ERROR}
@@ -185,12 +184,8 @@ def build_expectations_check(domain: Domain) -> dg.AssetChecksDefinition:
         "alerts name table, column, expectation, bad rows and sample ids.",
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        from metrics_pipeline.quality.expectations import validate_tables  # imports GX (~3 s)
-
         periods = window_periods(context, "day")
-        source = getattr(context.resources, resource_key(domain.database))
-        with source.connect(tables):  # a clear error naming a missing database or table; notes dropped columns
-            failures, summary = validate_tables(source.url, [TABLES[t] for t in tables], periods)
+        failures, summary = scan_result(context, EXPECTATIONS, domain, periods)
         by_key = {p.key: p for p in periods}
         alerts = [_alert("invalid_data", "medium", by_key[f.period],
                          f"{f.table}: {f.rows} row(s) of day {f.period} fail {f.expectation} ({f.requirement}; "
@@ -210,33 +205,6 @@ def build_expectations_check(domain: Domain) -> dg.AssetChecksDefinition:
     return _check
 
 
-def dimension_columns(domain: Domain, table: str) -> list[str]:
-    """Breakdown columns of `table` with a small known set of values (platform, channel, status...)."""
-    dims = {d for s in domain.specs if s.table == table for d in s.dims}
-    present = {c.name for c in TABLES[table].present_columns}
-    return sorted(d for d in dims & present if TABLES[table].column(d).allowed or d == "platform")
-
-
-def find_domain_gaps(conn, domain: Domain, periods: list[Period]) -> list[Gap]:
-    return [g for t in domain.tables_for("day")
-            for g in find_gaps(conn, TABLES[t], dimension_columns(domain, t), periods)]
-
-
-_RUN_GAPS: dict[tuple[str, str, str, str], list[Gap]] = {}
-
-
-def run_domain_gaps(context: dg.AssetCheckExecutionContext, domain: Domain, periods: list[Period]) -> list[Gap]:
-    """The domain's gaps in `periods`, found once per run: the volume check reports them and the
-    anomaly check leaves their days unscored (a year's window: 4 s of source scans each)."""
-    key = (context.run.run_id, domain.name, periods[0].key, periods[-1].key)
-    if key not in _RUN_GAPS:
-        if any(k[0] != context.run.run_id for k in _RUN_GAPS):  # only the current run's are kept
-            _RUN_GAPS.clear()
-        with getattr(context.resources, resource_key(domain.database)).connect(domain.tables_for("day")) as conn:
-            _RUN_GAPS[key] = find_domain_gaps(conn, domain, periods)
-    return _RUN_GAPS[key]
-
-
 def build_volume_check(domain: Domain) -> dg.AssetChecksDefinition:
     tables = domain.tables_for("day")
 
@@ -247,7 +215,7 @@ def build_volume_check(domain: Domain) -> dg.AssetChecksDefinition:
     )
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         periods = window_periods(context, "day")
-        gaps = run_domain_gaps(context, domain, periods)
+        gaps = scan_result(context, GAPS, domain, periods)
         by_key = {p.key: p for p in periods}
         alerts = [_alert(
             "missing_data", "high" if g.column is None else "medium", by_key[g.period],
@@ -303,7 +271,7 @@ def build_anomaly_check(domain: Domain, grain: str) -> dg.AssetChecksDefinition:
         keys = [p.key for p in every]
         explained: set[tuple[str, str]] = set()
         if grain == "day":
-            explained = {(g.period, g.table) for g in run_domain_gaps(context, domain, periods)}
+            explained = {(g.period, g.table) for g in scan_result(context, GAPS, domain, periods)}
         rows: dict[str, list[dict]] = defaultdict(list)
         for r in context.resources.warehouse.metric_rows([m.name for m in metrics], grain, keys[0],
                                                          periods[-1].end_key, dimension=""):

@@ -16,6 +16,7 @@ from metrics_pipeline.partitions import FRESHNESS, GRAIN_ADJECTIVE, PARTITIONS
 from metrics_pipeline.defs.execution import retry_transient, source_pool
 from metrics_pipeline.defs.resources import resource_key
 from metrics_pipeline.defs.source_access import open_source
+from metrics_pipeline.defs.source_scans import start_scans
 from metrics_pipeline.defs.sources import source_key
 from metrics_pipeline.settings import timezone_name
 from metrics_pipeline.warehouse_schema import metric_values
@@ -116,6 +117,8 @@ def build_metric_asset(domain: Domain, grain: str) -> dg.AssetsDefinition:
         periods = window_periods(context, grain)
         context.log.info(f"{name}: computing {len(metrics)} metrics for {len(periods)} period(s) "
                          f"{periods[0].key} .. {periods[-1].key}")
+        if grain == "day":
+            start_scans(context, domain, periods)
         with open_source(context, domain.database, tables, periods) as conn:
             rows = compute_domain(conn, domain, grain, periods)
         written = context.resources.warehouse.replace_metric_rows(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import os
-import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
@@ -57,13 +56,6 @@ def _gx():
     import great_expectations as gx
 
     return gx
-
-
-def import_in_background() -> None:
-    """Start importing Great Expectations in a background thread: the import is mostly Python (about
-    3 s), a run's first steps mostly wait on the source database, so by the time a check validates,
-    GX is loaded. Importing modules from two threads is safe (Python locks each module)."""
-    threading.Thread(target=_gx, name="import great_expectations", daemon=True).start()
 
 
 def _window_sql(table: SourceTable, periods: Sequence[Period], dialect: str) -> str:
