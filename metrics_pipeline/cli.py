@@ -96,11 +96,10 @@ def backfill(start: dt.date, end: dt.date, grains: Sequence[str], only: str | No
           + f" partition(s); instance {os.environ['DAGSTER_HOME']}"
           + (f"; {jobs} grains at a time" if jobs > 1 and len({g for g, _ in plan}) > 1 else "")
           + _eta(plan, pace), flush=True)
-    numbered = [(i, grain, keys) for i, (grain, keys) in enumerate(plan, 1)]
-    if jobs == 1:
-        ok = _run_lane(numbered, len(plan), pace, instance)
+    if jobs == 1 or len({g for g, _ in plan}) == 1:
+        ok = _run_lane([(i, grain, keys, "") for i, (grain, keys) in enumerate(plan, 1)], len(plan), pace, instance)
     else:
-        ok = _run_lanes_side_by_side(numbered, len(plan), jobs)
+        ok = _run_lanes_side_by_side(plan, jobs)
     print(_alert_summary(started))
     return ok
 
@@ -116,10 +115,11 @@ def default_jobs(instance) -> int:
     return 1 if sqlite_instance or not database_url("warehouse").startswith("postgresql") else 2
 
 
-def _run_lane(lane: Sequence[tuple[int, str, list[str]]], total: int, pace: dict | None = None,
+def _run_lane(lane: Sequence[tuple[int, str, list[str], str]], total: int, pace: dict | None = None,
               instance=None) -> bool:
-    """Run each (number, grain, keys) of `lane` in order in this process, printing its outcome; with
-    `pace` (one lane for the whole plan) each line also gives the time left."""
+    """Run each (number, grain, keys, part) of `lane` in order in this process, printing its outcome;
+    `part` "" runs the grain's whole job, else the part of the month job (`MONTH_PARTS`). With `pace`
+    (one lane for the whole plan) each line also gives the time left."""
     import dagster as dg
 
     from metrics_pipeline.definitions import defs
@@ -127,17 +127,19 @@ def _run_lane(lane: Sequence[tuple[int, str, list[str]]], total: int, pace: dict
 
     instance = instance or dg.DagsterInstance.get()
     ok = True
-    for n, (i, grain, keys) in enumerate(lane, 1):
+    for n, (i, grain, keys, part) in enumerate(lane, 1):
         t0 = time.monotonic()
-        label = f"[{i}/{total}] {grain}: {keys[0]} .. {keys[-1]} ({len(keys)} partitions)"
+        name = f"{grain} {part}" if part else grain
+        label = f"[{i}/{total}] {name}: {keys[0]} .. {keys[-1]} ({len(keys)} partitions)"
         if pace is None:
             print(f"{label} started", flush=True)
         else:
             print(f"{label} ...", end=" ", flush=True)
-        run = run_range(defs, grain, keys, instance, tags={"trigger": "cli_backfill"}, run_config=QUIET_LOGS)
+        run = run_range(defs, grain, keys, instance, tags={"trigger": "cli_backfill"}, run_config=QUIET_LOGS,
+                        assets=MONTH_PARTS[part]() if part else None)
         outcome = f"{'ok' if run.success else 'FAILED'} in {time.monotonic() - t0:.1f} s (run {run.run_id[:8]})"
-        lines = [outcome + _eta([(g, k) for _, g, k in lane[n:]], pace) if pace is not None
-                 else f"[{i}/{total}] {grain}: {outcome}"]
+        lines = [outcome + _eta([(g, k) for _, g, k, _ in lane[n:]], pace) if pace is not None
+                 else f"[{i}/{total}] {name}: {outcome}"]
         lines += [f"    failed blocking check: {check}" for check in run.failed_checks]
         lines += [f"    {error}" for error in run.errors]
         print("\n".join(lines), flush=True)  # one write: lanes in other processes print too
@@ -145,20 +147,42 @@ def _run_lane(lane: Sequence[tuple[int, str, list[str]]], total: int, pace: dict
     return ok
 
 
-def _run_lanes_side_by_side(plan: Sequence[tuple[int, str, list[str]]], total: int, jobs: int) -> bool:
+def _export_keys() -> list:
+    from metrics_pipeline.defs.export_assets import EXPORT_ASSETS
+
+    return [key for asset in EXPORT_ASSETS for key in asset.keys]
+
+
+def _month_keys_but_export() -> list:
+    from metrics_pipeline.defs.automation import assets_of
+
+    return [key for asset in assets_of("month") for key in asset.keys if key not in _export_keys()]
+
+
+# The month job in two runs when grains run side by side: its metrics beside the other grains, its
+# export (which reads every grain's rows of the month) once they are all done.
+MONTH_PARTS = {"metrics": _month_keys_but_export, "export": _export_keys}
+
+
+def _run_lanes_side_by_side(plan: Sequence[tuple[str, list[str]]], jobs: int) -> bool:
     """Each grain's runs in order in a lane of its own, `jobs` lanes at once in processes of their own
-    (each loads the definitions and the instance, as a run launcher's process does). Month runs start
-    when every other grain is done: the monthly export reads every grain's rows of the month."""
+    (each loads the definitions and the instance, as a run launcher's process does). The monthly
+    export runs when every lane is done (`MONTH_PARTS`)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    lanes = {grain: [item for item in plan if item[1] == grain] for grain in dict.fromkeys(g for _, g, _ in plan)}
-    stages = [[g for g in lanes if g != "month"], [g for g in lanes if g == "month"]]
+    split = [(g, keys, "metrics" if g == "month" else "") for g, keys in plan]
+    split += [(g, keys, "export") for g, keys in plan if g == "month"]
+    numbered = [(i, *item) for i, item in enumerate(split, 1)]
+    lanes: dict[str, list] = {}
+    for item in numbered:
+        lanes.setdefault("export" if item[3] == "export" else item[1], []).append(item)
+    stages = [[g for g in lanes if g != "export"], [g for g in lanes if g == "export"]]
     ok = True
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_quiet_library_notices) as pool:
         for stage in stages:
-            futures = [pool.submit(_run_lane, lanes[grain], total) for grain in stage]
+            futures = [pool.submit(_run_lane, lanes[lane], len(numbered)) for lane in stage]
             ok &= all([f.result() for f in futures])
     return ok
 
@@ -333,7 +357,7 @@ def parser() -> argparse.ArgumentParser:
                       help="only partitions whose latest run failed (no later run succeeded for them)")
     b.add_argument("--jobs", type=int, default=None,
                    help="runs of different grains at once, each in a process of its own (default 2 when the "
-                        "Dagster instance and the warehouse are on PostgreSQL, else 1; month runs go last)")
+                        "Dagster instance and the warehouse are on PostgreSQL, else 1; the monthly export runs last)")
     b.set_defaults(fn=cmd_backfill)
 
     st = sub.add_parser("status", help="per asset: newest partition, missing partitions, open alerts by check")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dagster as dg
@@ -39,9 +40,10 @@ def partition_keys_within(grain: str, start: dt.date, end: dt.date) -> list[str]
 
 def run_range(
     defs: dg.Definitions, grain: str, keys: list[str], instance: dg.DagsterInstance, tags: dict | None = None,
-    run_config: dict | None = None,
+    run_config: dict | None = None, assets: Sequence[dg.AssetKey] | None = None,
 ) -> RangeRun:
-    """Materialize every asset of `grain` for `keys` (consecutive) in one run recorded in `instance`."""
+    """Materialize every asset of `grain` (or only `assets` of it, with their checks) for `keys`
+    (consecutive) in one run recorded in `instance`."""
     if grain not in GRAINS:
         raise ValueError(f"unknown grain {grain!r}; expected one of {', '.join(GRAINS)}")
     job = defs.resolve_job_def(job_name(grain))
@@ -51,6 +53,7 @@ def run_range(
             tags={ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1],
                   "grain": grain, **(tags or {})},
             run_config=run_config,
+            asset_selection=assets,
             raise_on_error=False,
         )
     failed = sorted({f"{e.asset_key.to_user_string()}:{e.asset_check_key.name}"

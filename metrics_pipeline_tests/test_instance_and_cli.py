@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 from urllib.parse import urlparse
@@ -91,9 +92,10 @@ def test_cli_unknown_metric(capsys):
 @pytest.mark.parametrize("sources", ["postgres"], indirect=True)
 def test_cli_backfill_runs_grains_side_by_side_and_writes_what_one_at_a_time_writes(sources, postgres_url_factory,
                                                                                    tmp_path):
-    """On PostgreSQL `backfill` runs grains at the same time (--jobs, default 2 there): hour, day and
-    week overlap in processes of their own, month starts when they are all done (its export reads their
-    rows), and the warehouse ends up with exactly the rows of a one-grain-at-a-time backfill."""
+    """On PostgreSQL `backfill` runs grains at the same time (--jobs, default 2 there): hour, day, week
+    and the month's metrics overlap in processes of their own, the monthly export starts when they are
+    all done (it reads their rows), and the warehouse and the export end up exactly as with a
+    one-grain-at-a-time backfill."""
     import os
     import subprocess
     import sys
@@ -106,7 +108,7 @@ def test_cli_backfill_runs_grains_side_by_side_and_writes_what_one_at_a_time_wri
     sources.insert("users", *({"created_at": f"{d} 0{i}:00:00", "platform": "ios"} for d in days for i in range(3)))
     sources.insert("user_sessions", *({"user_id": f"s{d}", "started_at": f"{d} 10:00:00",
                                        "ended_at": f"{d} 10:05:00"} for d in days))
-    written = {}
+    written, exported = {}, {}
     for jobs in ("default", "1"):
         home = tmp_path / f"dagster_{jobs}"
         home.mkdir()
@@ -123,14 +125,21 @@ def test_cli_backfill_runs_grains_side_by_side_and_writes_what_one_at_a_time_wri
                               capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout + done.stderr
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            runs = {r.dagster_run.tags["grain"]: r for r in instance.get_run_records()
+            runs = {"export" if r.dagster_run.asset_selection == {dg.AssetKey("monthly_export")}
+                    else r.dagster_run.tags["grain"]: r for r in instance.get_run_records()
                     if r.dagster_run.tags.get("trigger") == "cli_backfill"}
         written[jobs] = {(r["metric"], r["grain"], r["period_start"], r["dimension"], r["dimension_value"]):
                          r["value"] for r in Warehouse(url=warehouse).metric_rows()}
+        exported[jobs] = {(m.parent.name, f["name"]): f["rows"] for m in (tmp_path / f"exports_{jobs}").rglob(
+            "_manifest.json") for f in json.loads(m.read_text())["files"]}  # bytes differ: run ids, times
         if jobs == "default":
             assert "2 grains at a time" in done.stdout
-            assert set(runs) == {"hour", "day", "week", "month"}
-            others = [runs[g] for g in ("hour", "day", "week")]
+            assert set(runs) == {"hour", "day", "week", "month", "export"}
+            others = [runs[g] for g in ("hour", "day", "week", "month")]
             assert runs["hour"].start_time < runs["day"].end_time and runs["day"].start_time < runs["hour"].end_time
-            assert runs["month"].start_time >= max(r.end_time for r in others)
+            assert runs["export"].start_time >= max(r.end_time for r in others)
+            assert "[5/5] month export: 2026-02-01 .. 2026-02-01 (1 partitions) started" in done.stdout
+        else:
+            assert set(runs) == {"hour", "day", "week", "month"}
+    assert exported["default"] == exported["1"] and len(exported["1"]) == 4  # 2 tables, csv and parquet
     assert written["default"] == written["1"] and {g for _, g, *_ in written["1"]} == {"hour", "day", "week", "month"}
