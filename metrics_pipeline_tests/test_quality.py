@@ -296,3 +296,29 @@ def test_a_range_run_scans_the_checks_sources_in_the_background_once_and_finds_w
                                                            ASSET_PARTITION_RANGE_END_TAG: days[-1]}).success
     assert sorted(calls) == sorted((s, d, False) for s in source_scans.SCANS for d in daily)
     assert found() == in_background
+
+
+def test_the_background_scans_start_after_sqlalchemy_orm_is_imported_whole():
+    """The scans' first import (Great Expectations) loads sqlalchemy.orm, whose inspection hooks
+    the main thread's queries call; a half-imported sqlalchemy.orm failed a CI run ("partially
+    initialized module 'sqlalchemy.orm.exc'"). In a fresh interpreter, where nothing has loaded it,
+    it is loaded before the scan thread exists."""
+    import subprocess
+    import sys
+
+    probe = """
+import sys, threading
+from metrics_pipeline.defs import source_scans
+assert "sqlalchemy.orm" not in sys.modules, "loaded already: the probe proves nothing"
+started = threading.Thread.start
+def start(thread):
+    assert "sqlalchemy.orm" in sys.modules, thread.name
+    print("started", thread.name, flush=True)
+    started(thread)
+threading.Thread.start = start
+with source_scans.background_source_scans():
+    source_scans._pool.submit(print, "scanned").result()
+"""
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["started source-scans_0", "scanned"]

@@ -66,6 +66,12 @@ def background_source_scans() -> Iterator[None]:
     a source database gets at most one extra query). On exit scans not started are cancelled and a
     running one is waited for: nothing outlives the run."""
     global _pool
+    # The scans import Great Expectations, which imports sqlalchemy.orm; that import registers
+    # sqlalchemy's inspection hooks part-way through, and the main thread's queries call them (via
+    # Dagster's event-log statements). Half-initialised, they fail ("partially initialized module
+    # 'sqlalchemy.orm.exc'"), so sqlalchemy.orm is imported whole here, before the thread starts.
+    import sqlalchemy.orm  # noqa: F401
+
     _pool = ThreadPoolExecutor(1, thread_name_prefix="source-scans")
     try:
         yield
