@@ -4,8 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+# The local instance's storage: batched (deploy/dagster-local.yaml, the default) or stock (the root
+# dagster.yaml: Dagster's own SQLite storage). README "The Dagster instance".
+INSTANCE ?= batched
+ifeq ($(filter $(INSTANCE),batched stock),)
+$(error INSTANCE=$(INSTANCE): expected batched or stock)
+endif
+INSTANCE_YAML := $(if $(filter stock,$(INSTANCE)),dagster.yaml,deploy/dagster-local.yaml)
 
-.PHONY: install demo dev test clean bench prod prod-stop
+.PHONY: install instance demo dev test clean bench prod prod-stop
 
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,17 +22,18 @@ $(STAMP): pyproject.toml setup.py
 
 install: $(STAMP)
 
-# The embedded instance: the root dagster.yaml copied into DAGSTER_HOME (runs/events in SQLite there).
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+# The embedded instance: INSTANCE_YAML copied into DAGSTER_HOME (runs and events in SQLite files there).
+instance:
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+	cp $(INSTANCE_YAML) $(DAGSTER_HOME)/dagster.yaml
 
-## demo: seed ~120 days of sources ending yesterday, backfill every grain, print a summary
-demo: install $(DAGSTER_HOME)/dagster.yaml
+## demo: seed ~120 days of sources ending yesterday, backfill every grain, print a summary; writes .env
+## (METRICS_START_DATE, METRICS_DATA_DIR, DAGSTER_HOME), so a plain `dagster dev` here opens the same data
+demo: install instance
 	$(BIN)/metrics-pipeline demo
 
 ## dev: open the Dagster UI (http://127.0.0.1:3000) on the demo data and runs
-dev: install $(DAGSTER_HOME)/dagster.yaml
+dev: install instance
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## test: the whole test suite (starts a throwaway PostgreSQL server itself)
@@ -50,5 +58,7 @@ prod: install
 prod-stop:
 	$(BIN)/python -m metrics_pipeline.local_stack stop --data $(PROD_DATA)
 
+## clean: delete data/ (demo sources, warehouse, instance) and the settings `make demo` wrote into .env
 clean:
 	rm -rf data .pytest_cache
+	test ! -f .env || sed -i -e '/^METRICS_START_DATE=/d' -e '/^METRICS_DATA_DIR=/d' -e '/^DAGSTER_HOME=/d' .env

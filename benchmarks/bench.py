@@ -18,6 +18,12 @@ server) and measures, on the same data:
 - peak RSS of the backfill at two source sizes 10x apart (same days, scale x1 and x10);
 - generator throughput (rows/s, generation only) and seeding throughput (generate + load + index).
 
+`--instance stock|batched|both` chooses the Dagster instance storage of the single-run backfills:
+the project's batched storage (the default, deploy/dagster-local.yaml or deploy/dagster.yaml) or
+Dagster's stock SQLite / dagster-postgres storage; `both` times the same backfill on each and
+reports the ratio. `--skip baselines` leaves out the bare-SQL floor, the per-day loop and the
+per-partition runs (an instance comparison then takes two backfills).
+
 Writes benchmarks/results/bench-<label>.json and .md (plus latest.json / latest.md) and the chart
 benchmarks/results/backfill_time.png. Internal sub-commands (`_runs`) are used by the subprocesses.
 """
@@ -52,6 +58,10 @@ NIGHTLY_SHORT_DAYS = 92  # "3 months" of history before the measured night
 NIGHTLY_PREP_DAYS = 63  # daily partitions materialized before the night, so the anomaly checks have history
 TARGETS = {"single_vs_best_baseline": 1.5, "per_partition_vs_single": 20.0, "nightly_3y_vs_3m": 1.2,
            "rss_10x_vs_1x": 1.2}
+# The same backfill on Dagster's stock instance storage against the batched one, by backend: PostgreSQL
+# is what a platform team or Dagster+ runs, SQLite local development only.
+STOCK_VS_BATCHED_TARGET = {"postgresql": 2.0, "sqlite": 3.0}
+INSTANCES = ("batched", "stock")
 
 
 def load() -> list[float]:
@@ -87,11 +97,11 @@ class Dataset:
             self.urls = {db: pg.create_database(f"{name}_{db}") for db in DATABASES}
         self.homes = 0
 
-    def env(self, home: str = "home") -> dict[str, str]:
+    def env(self, home: str = "home", instance: str = "batched") -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_")}
         env.update({f"METRICS_{db.upper()}_DB_URL": url for db, url in self.urls.items()})
         env.update(METRICS_DATA_DIR=str(self.dir), METRICS_START_DATE=self.first.isoformat(), METRICS_TIMEZONE="UTC",
-                   METRICS_WAREHOUSE_URL=self._warehouse(home), DAGSTER_HOME=str(self._home(home)),
+                   METRICS_WAREHOUSE_URL=self._warehouse(home), DAGSTER_HOME=str(self._home(home, instance)),
                    METRICS_EXPORT_URI=str(self.dir / f"exports_{home}"), PYTHONPATH=str(ROOT))
         return env
 
@@ -103,15 +113,21 @@ class Dataset:
             marker.write_text(self.pg.create_database(f"wh_{home}"))
         return marker.read_text()
 
-    def _home(self, home: str) -> Path:
+    def _home(self, home: str, instance: str) -> Path:
+        """The Dagster home of `home`: the root dagster.yaml with the batched storage of deploy/ or Dagster's
+        stock storage (`instance`), on PostgreSQL for a PostgreSQL data set."""
         path = self.dir / f"dagster_{home}"
         if not path.exists():
             path.mkdir(parents=True)
             config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+            batched = yaml.safe_load((ROOT / "deploy" / ("dagster.yaml" if self.pg else "dagster-local.yaml"))
+                                     .read_text())["storage"]
             if self.pg is not None:  # production-like instance: run/event storage on PostgreSQL too
                 url = self.pg.create_database(f"dagster_{home}").replace("postgresql+psycopg2", "postgresql")
-                config["storage"] = yaml.safe_load((ROOT / "deploy" / "dagster.yaml").read_text())["storage"]
-                config["storage"]["custom"]["config"] = {"postgres_url": url}
+                batched["custom"]["config"] = {"postgres_url": url}
+                config["storage"] = batched if instance == "batched" else {"postgres": {"postgres_url": url}}
+            elif instance == "batched":
+                config["storage"] = batched
             (path / "dagster.yaml").write_text(yaml.safe_dump(config))
         return path
 
@@ -268,11 +284,14 @@ def run_tree(cmd: list[str], env: dict, label: str) -> dict:
             "failed_checks": [line.strip() for line in output.splitlines() if "failed blocking check" in line]}
 
 
-def backfill(ds: Dataset, start: dt.date, end: dt.date, home: str, label: str, jobs: int | None = None) -> dict:
-    """`metrics-pipeline backfill` of every grain (its default --jobs unless `jobs` is given)."""
+def backfill(ds: Dataset, start: dt.date, end: dt.date, home: str, label: str, jobs: int | None = None,
+             instance: str = "batched") -> dict:
+    """`metrics-pipeline backfill` of every grain (its default --jobs unless `jobs` is given) on a Dagster
+    instance of its own with `instance` storage."""
     cmd = [str(BIN / "metrics-pipeline"), "backfill", "--start", start.isoformat(), "--end", end.isoformat()]
     cmd += [] if jobs is None else ["--jobs", str(jobs)]
-    result = run_tree(cmd, ds.env(home), label)
+    result = run_tree(cmd, ds.env(home, instance), label)
+    result["instance"] = instance
     result["grains"] = {}
     for line in (RESULTS / "logs" / f"{label}.log").read_text().splitlines():  # "[1/4] hour: ... ok in 12.3 s"
         for status in (" ok in ", " FAILED in "):
@@ -415,15 +434,19 @@ def machine(pg) -> dict:
 
 def ratios(r: dict) -> dict:
     main = r["backfill"]["full"]
-    best = min(main["floor"]["total"], main["per_day_loop"]["total"])
-    out = {
-        "single_vs_floor": main["single_run"]["seconds"] / main["floor"]["total"],
-        "single_vs_per_day_loop": main["single_run"]["seconds"] / main["per_day_loop"]["total"],
-        "single_vs_best_baseline": main["single_run"]["seconds"] / best,
-        "per_partition_vs_single": main["per_partition"]["total"] / main["single_run"]["seconds"],
-    }
-    if "single_run_one_grain_at_a_time" in main:
-        out["one_grain_at_a_time_vs_best_baseline"] = main["single_run_one_grain_at_a_time"]["seconds"] / best
+    out = {}
+    if "floor" in main:
+        best = min(main["floor"]["total"], main["per_day_loop"]["total"])
+        out = {
+            "single_vs_floor": main["single_run"]["seconds"] / main["floor"]["total"],
+            "single_vs_per_day_loop": main["single_run"]["seconds"] / main["per_day_loop"]["total"],
+            "single_vs_best_baseline": main["single_run"]["seconds"] / best,
+            "per_partition_vs_single": main["per_partition"]["total"] / main["single_run"]["seconds"],
+        }
+        if "single_run_one_grain_at_a_time" in main:
+            out["one_grain_at_a_time_vs_best_baseline"] = main["single_run_one_grain_at_a_time"]["seconds"] / best
+    if "single_run_stock_instance" in main:
+        out["stock_vs_batched_instance"] = main["single_run_stock_instance"]["seconds"] / main["single_run"]["seconds"]
     if "nightly" in r:
         out["nightly_3y_vs_3m"] = r["nightly"]["3y"]["seconds"] / r["nightly"]["3m"]["seconds"]
     if "rss" in r:
@@ -431,9 +454,9 @@ def ratios(r: dict) -> dict:
     return {k: round(v, 3) for k, v in out.items()}
 
 
-def verdicts(rat: dict) -> dict:
+def verdicts(rat: dict, backend: str) -> dict:
     out = {}
-    for name, limit in TARGETS.items():
+    for name, limit in {**TARGETS, "stock_vs_batched_instance": STOCK_VS_BATCHED_TARGET[backend]}.items():
         if name not in rat:
             continue
         ok = rat[name] >= limit if name == "per_partition_vs_single" else rat[name] <= limit
@@ -448,6 +471,7 @@ def markdown(r: dict) -> str:
              f"- backend: **{r['backend']}**; scale {r['args']['scale']}, {r['args']['days']} days "
              f"({r['range']['start']} .. {r['range']['end']}); {r['seed']['main']['rows']:,} source rows "
              f"(≈ {r['seed']['main']['rows_per_year']:,} a year)",
+             f"- Dagster instance storage of the backfills: {r['args']['instance']}",
              f"- machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB, {m['os']}, Python {m['python']}, "
              f"SQLite {m['sqlite']}" + (f", PostgreSQL {m['postgresql']}" if "postgresql" in m else ""),
              f"- load average at start {m['load_average_start']}, at end {r['load_average_end']} "
@@ -455,8 +479,8 @@ def markdown(r: dict) -> str:
              f"- engine strategies: {r['strategies'] or 'whole range everywhere'}", "",
              "| backfill (seconds) | " + " | ".join(r["backfill"]) + " |",
              "|---|" + "---:|" * len(r["backfill"])]
-    for method in ("floor", "engine_sql", "per_day_loop", "single_run", "single_run_one_grain_at_a_time",
-                   "per_partition"):
+    for method in ("floor", "engine_sql", "per_day_loop", "single_run", "single_run_stock_instance",
+                   "single_run_one_grain_at_a_time", "per_partition"):
         if not any(method in rng for rng in r["backfill"].values()):
             continue
         cells = []
@@ -466,15 +490,17 @@ def markdown(r: dict) -> str:
         lines.append(f"| {method.replace('_', ' ')} | " + " | ".join(cells) + " |")
     cells = [f"{rng['per_partition']['total_in_run']:,.1f}" if "total_in_run" in rng.get("per_partition", {}) else ""
              for rng in r["backfill"].values()]
-    lines.append("| per partition, runs sharing one process (lower bound) | " + " | ".join(cells) + " |")
+    if any(cells):
+        lines.append("| per partition, runs sharing one process (lower bound) | " + " | ".join(cells) + " |")
     lines += ["", "| figure | value |", "|---|---:|"]
     full = r["backfill"]["full"]
-    for method in ("single_run", "single_run_one_grain_at_a_time"):
+    for method in ("single_run", "single_run_stock_instance", "single_run_one_grain_at_a_time"):
         if method in full:
             by_grain = ", ".join(f"{g} {s:.1f}" for g, s in full[method]["grains"].items())
             lines.append(f"| {method.replace('_', ' ')}, by grain (s) | {by_grain} |")
-    floor_by_grain = ", ".join(f"{g} {full['floor'][g]:.1f}" for g in GRAINS)
-    lines.append(f"| floor by grain (s) | {floor_by_grain} |")
+    if "floor" in full:
+        floor_by_grain = ", ".join(f"{g} {full['floor'][g]:.1f}" for g in GRAINS)
+        lines.append(f"| floor by grain (s) | {floor_by_grain} |")
     if "nightly" in r:
         for h in ("3m", "3y"):
             n = r["nightly"][h]
@@ -537,7 +563,9 @@ def main(argv=None) -> int:
                     help="scale of the nightly history data set (default: --scale / 5)")
     ap.add_argument("--rss-days", type=int, default=14, help="days of the two memory runs (default 14)")
     ap.add_argument("--repeat", type=int, default=2, help="repetitions of each nightly run (default 2)")
-    ap.add_argument("--skip", default="", help="comma-separated parts to skip: nightly, rss, short")
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip: nightly, rss, short, baselines")
+    ap.add_argument("--instance", choices=(*INSTANCES, "both"), default="batched",
+                    help="Dagster instance storage of the backfills: batched (default), stock, or both side by side")
     ap.add_argument("--label", default=None, help="name of the result files (default: backend-scale-days)")
     ap.add_argument("--keep", action="store_true", help="keep the generated databases")
     args = ap.parse_args(argv)
@@ -568,22 +596,28 @@ def main(argv=None) -> int:
         if "short" not in skip and args.short_days < args.days:
             ranges = {"short": end - dt.timedelta(days=args.short_days - 1), **ranges}
         r["backfill"] = {}
+        instances = INSTANCES if args.instance == "both" else (args.instance,)
         for name, first in ranges.items():
             b = {"days": (end - first).days + 1, "start": first.isoformat()}
-            log(f"bare SQL over {b['days']} days")
-            b["floor"] = floor(main_ds.urls, first, end, as_of, "whole")
-            b["engine_sql"] = floor(main_ds.urls, first, end, as_of, None)
-            b["per_day_loop"] = per_day_loop(main_ds.urls, first, end, as_of, args.sample_days)
-            log(f"floor {b['floor']['total']} s, engine {b['engine_sql']['total']} s, "
-                f"per-day loop {b['per_day_loop']['total']} s")
-            b["single_run"] = backfill(main_ds, first, end, name, f"backfill_{name}")
+            if "baselines" not in skip:
+                log(f"bare SQL over {b['days']} days")
+                b["floor"] = floor(main_ds.urls, first, end, as_of, "whole")
+                b["engine_sql"] = floor(main_ds.urls, first, end, as_of, None)
+                b["per_day_loop"] = per_day_loop(main_ds.urls, first, end, as_of, args.sample_days)
+                log(f"floor {b['floor']['total']} s, engine {b['engine_sql']['total']} s, "
+                    f"per-day loop {b['per_day_loop']['total']} s")
+            for instance in instances:  # the first is "single_run", the figure every ratio uses
+                suffix = "" if instance == instances[0] else f"_{instance}"
+                b[f"single_run{suffix}_instance" if suffix else "single_run"] = backfill(
+                    main_ds, first, end, f"{name}{suffix}", f"backfill_{name}{suffix}", instance=instance)
             if args.postgres:  # the default there runs grains side by side; the same, one grain at a time
                 b["single_run_one_grain_at_a_time"] = backfill(main_ds, first, end, f"{name}_serial",
-                                                               f"backfill_{name}_serial", jobs=1)
-            if name == "full":
+                                                               f"backfill_{name}_serial", jobs=1,
+                                                               instance=instances[0])
+            if name == "full" and "baselines" not in skip:
                 b["per_partition"] = per_partition(main_ds, first, end, name)
             r["backfill"][name] = b
-        if "short" in r["backfill"]:  # per-partition: the same per-run costs, fewer partitions
+        if "short" in r["backfill"] and "per_partition" in r["backfill"]["full"]:  # same per-run costs, fewer partitions
             full_pp = r["backfill"]["full"]["per_partition"]
             first = ranges["short"]
             r["backfill"]["short"]["per_partition"] = {
@@ -625,13 +659,15 @@ def main(argv=None) -> int:
     r["load_average_end"] = load()
     r["finished"] = dt.datetime.now().isoformat(timespec="seconds")
     r["ratios"] = ratios(r)
-    r["verdicts"] = verdicts(r["ratios"])
+    r["verdicts"] = verdicts(r["ratios"], backend)
     text = markdown(r)
-    for name in (label, "latest" if not args.postgres else "latest-postgresql"):
+    latest = "latest" if not args.postgres else "latest-postgresql"
+    for name in (label, latest) if "baselines" not in skip else (label,):  # latest: the last complete run
         (RESULTS / f"bench-{name}.json" if name == label else RESULTS / f"{name}.json").write_text(
             json.dumps(r, indent=2, default=str))
         (RESULTS / f"bench-{name}.md" if name == label else RESULTS / f"{name}.md").write_text(text)
-    chart(r, RESULTS / ("backfill_time.png" if not args.postgres else "backfill_time_postgresql.png"))
+    if "baselines" not in skip:
+        chart(r, RESULTS / ("backfill_time.png" if not args.postgres else "backfill_time_postgresql.png"))
     print(text)
     return 0
 

@@ -73,10 +73,11 @@ def cmd_seed(args) -> int:
 
 
 def backfill(start: dt.date, end: dt.date, grains: Sequence[str], only: str | None = None,
-             jobs: int | None = None) -> bool:
+             jobs: int | None = None, fail_on: str | None = None) -> bool:
     """Materialize every partition of `grains` within [start, end], one run per grain and span of
     consecutive partitions; `only` = "missing" or "failed" narrows them. `jobs` runs of different
-    grains at once (default `default_jobs`). True if all passed."""
+    grains at once (default `default_jobs`). True if every step and every blocking check passed (and,
+    with `fail_on`, no alert of that severity or above was raised)."""
     from metrics_pipeline import operations
     from metrics_pipeline.runner import partition_keys_within
 
@@ -84,7 +85,11 @@ def backfill(start: dt.date, end: dt.date, grains: Sequence[str], only: str | No
         raise ConfigError(f"--end {end} is before --start {start}")
     if jobs is not None and jobs < 1:
         raise ConfigError(f"--jobs {jobs}: expected 1 or more")
+    clipped = _clipping(start, end, grains)
+    if clipped:
+        print(clipped, flush=True)
     instance = _instance()
+    _plan_ranges_as_subsets(instance)
     jobs = jobs or default_jobs(instance)
     started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     narrow = {None: lambda g, keys: keys, "missing": lambda g, keys: operations.missing_keys(instance, g, keys),
@@ -100,8 +105,49 @@ def backfill(start: dt.date, end: dt.date, grains: Sequence[str], only: str | No
         ok = _run_lane([(i, grain, keys, "") for i, (grain, keys) in enumerate(plan, 1)], len(plan), pace, instance)
     else:
         ok = _run_lanes_side_by_side(plan, jobs)
-    print(_alert_summary(started))
-    return ok
+    found = _alerts_since(started)
+    print(_alert_summary(found))
+    failing = [a for a in found if fail_on and SEVERITIES.index(a["severity"]) >= SEVERITIES.index(fail_on)]
+    if failing:
+        print(f"--fail-on-alerts {fail_on}: {len(failing)} alert(s) at or above {fail_on}", flush=True)
+    return ok and not failing
+
+
+def _clipping(start: dt.date, end: dt.date, grains: Sequence[str]) -> str | None:
+    """One line saying how [start, end] was clipped to the partitions that exist (closed periods since
+    METRICS_START_DATE), None when it needs no clipping; a ConfigError when no period of it has closed."""
+    from metrics_pipeline.partitions import PARTITIONS
+    from metrics_pipeline.settings import start_date
+
+    first = start_date()
+    last = {g: PARTITIONS[g].get_last_partition_key() for g in grains}
+    last_day = PARTITIONS["day"].get_last_partition_key()
+    lasts = ", ".join(f"{g} {k}" for g, k in last.items() if k)
+    if end < first or last_day is None or start > dt.date.fromisoformat(last_day) + dt.timedelta(days=1):
+        raise ConfigError(f"no closed period in {start} .. {end}: partitions exist from METRICS_START_DATE {first} "
+                          f"to the last closed periods ({lasts or 'none yet'})")
+    notes = []
+    if start < first:
+        notes.append(f"from METRICS_START_DATE {first}")
+    if end > dt.date.fromisoformat(last_day):
+        notes.append(f"to the last closed periods ({lasts})")
+    return f"range clipped to the partitions that exist: {' '.join(notes)}" if notes else None
+
+
+# Dagster's switch for one "materialization planned" event per asset of a range run (naming the range)
+# instead of one per partition. On its stock storage each is a transaction of its own: half of a range's
+# per-partition events. Its cost: the partitions of a range run that fails are not marked failed in the
+# UI's partition bar (they stay missing); `backfill --from-failed` reads runs, not those marks.
+PLANNED_SUBSET_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+
+
+def _plan_ranges_as_subsets(instance) -> None:
+    """On a stock instance storage, this process's range runs plan their partitions in one event per
+    asset (`PLANNED_SUBSET_ENV`, unless set); the batched storage writes per-partition ones cheaply."""
+    from metrics_pipeline.instance_storage import writes_batches
+
+    if not writes_batches(instance):
+        os.environ.setdefault(PLANNED_SUBSET_ENV, "true")
 
 
 def default_jobs(instance) -> int:
@@ -194,23 +240,29 @@ def _eta(plan: list[tuple[str, list[str]]], pace: dict[str, float | None]) -> st
     return f"; ETA about {sum(pace[g] * len(keys) for g, keys in plan):,.0f} s"
 
 
-def _alert_summary(since: dt.datetime) -> str:
-    """One line on the data-quality alerts this backfill found (they are stored, whatever the exit status)."""
+def _alerts_since(since: dt.datetime) -> list[dict]:
+    """The open data-quality alerts detected since `since` (they are stored, whatever the exit status)."""
     from metrics_pipeline.defs.resources import warehouse_from_env
 
-    found = [a for a in warehouse_from_env().alerts(open_only=True) if a["last_detected_at"] >= since]
+    return [a for a in warehouse_from_env().alerts(open_only=True) if a["last_detected_at"] >= since]
+
+
+def _alert_summary(found: list[dict]) -> str:
+    """One line on the data-quality alerts a backfill found, by type and severity."""
     if not found:
         return "data-quality alerts: none"
     kinds: dict[str, int] = {}
     for a in found:
         kinds[a["alert_type"]] = kinds.get(a["alert_type"], 0) + 1
+    severities = {s: sum(a["severity"] == s for a in found) for s in reversed(SEVERITIES)}
     return (f"data-quality alerts: {len(found)} open (" + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+            + "; " + ", ".join(f"{n} {s}" for s, n in severities.items() if n)
             + "); list them with `metrics-pipeline alerts --open`")
 
 
 def cmd_backfill(args) -> int:
     only = "missing" if args.missing_only else "failed" if args.from_failed else None
-    return 0 if backfill(args.start, args.end, args.grain, only, args.jobs) else 1
+    return 0 if backfill(args.start, args.end, args.grain, only, args.jobs, args.fail_on_alerts) else 1
 
 
 def cmd_status(args) -> int:
@@ -254,19 +306,48 @@ def cmd_demo(args) -> int:
 
     end = dt.date.today() - dt.timedelta(days=1)
     start = end - dt.timedelta(days=args.days - 1)
-    print(f"1/4 seeding {args.days} days of demo sources ({start} .. {end}) into {data_dir()}", flush=True)
+    print(f"1/5 seeding {args.days} days of demo sources ({start} .. {end}) into {data_dir()}", flush=True)
     counts = seed_sources(source_urls(), days=args.days, end=end, scale=args.scale, seed=args.seed,
                           progress=lambda line: print(f"  {line}", flush=True))
     print(f"    {sum(counts.values()):,} source rows", flush=True)
-    print("2/4 planting known problems, so the checks have something to find (--clean: none)", flush=True)
+    _instance()  # DAGSTER_HOME: ./data/dagster_home unless set
+    demo_env = {"METRICS_START_DATE": start.isoformat(), "METRICS_DATA_DIR": str(data_dir()),
+                "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
+    os.environ.update(demo_env)  # partitions start at the first seeded day
+    write_dotenv(demo_env)
+    print(f"    partitions start at {start}: .env sets {', '.join(demo_env)} for `dagster dev` and this CLI",
+          flush=True)
+    print("2/5 planting known problems, so the checks have something to find (--clean: none)", flush=True)
     inject([] if args.clean else demo_problems(end))
-    print("3/4 backfilling every grain through Dagster", flush=True)
+    print("3/5 backfilling every grain through Dagster", flush=True)
     ok = backfill(start, end, BACKFILL_ORDER)
-    print("4/4 summary", flush=True)
+    print("4/5 observing the source tables (row counts and newest updated_at, shown on the lineage)", flush=True)
+    ok &= _observe_sources()
+    print("5/5 summary", flush=True)
     print(_summary(end))
-    print("\nOpen the Dagster UI on this data with `make dev` (http://127.0.0.1:3000), "
+    print("\nOpen the Dagster UI on this data with `make dev` or `dagster dev` (http://127.0.0.1:3000), "
           "or query values: metrics-pipeline query --metric mrr --grain day")
     return 0 if ok else 1
+
+
+def write_dotenv(values: dict[str, str], path: str = ".env") -> None:
+    """Set `values` in the `.env` of the working directory, which Dagster's CLI (`dagster dev`, `dg dev`)
+    and this CLI load; other lines of the file are kept."""
+    from dotenv import set_key
+
+    for key, value in values.items():
+        set_key(path, key, value, quote_mode="never")
+
+
+def _observe_sources() -> bool:
+    """Run `observe_sources_job` once: each source table's row count and newest `updated_at`."""
+    from metrics_pipeline.definitions import defs
+
+    result = defs.resolve_job_def("observe_sources_job").execute_in_process(
+        instance=_instance(), run_config=QUIET_LOGS, tags={"trigger": "cli_demo"}, raise_on_error=False)
+    tables = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    print(f"    {len(tables)} source table(s) observed" + ("" if result.success else " (run FAILED)"), flush=True)
+    return result.success
 
 
 def _summary(day: dt.date) -> str:
@@ -358,6 +439,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--jobs", type=int, default=None,
                    help="runs of different grains at once, each in a process of its own (default 2 when the "
                         "Dagster instance and the warehouse are on PostgreSQL, else 1; the monthly export runs last)")
+    b.add_argument("--fail-on-alerts", choices=SEVERITIES, metavar="SEVERITY", default=None,
+                   help="also exit non-zero when the backfill raised a data-quality alert of this severity or "
+                        f"above ({', '.join(SEVERITIES)}); by default only failed steps and blocking checks do")
     b.set_defaults(fn=cmd_backfill)
 
     st = sub.add_parser("status", help="per asset: newest partition, missing partitions, open alerts by check")
@@ -405,6 +489,10 @@ def _quiet_library_notices() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # run as a program: the working directory's .env, as Dagster's own CLI loads it
+        from dotenv import load_dotenv
+
+        load_dotenv(".env", override=False)
     args = parser().parse_args(argv)
     _quiet_library_notices()
     try:

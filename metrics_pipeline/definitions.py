@@ -10,7 +10,12 @@ from metrics_pipeline.defs.checks import ASSET_CHECKS
 from metrics_pipeline.defs.late_data import late_data_sensor
 from metrics_pipeline.defs.resources import build_resources
 from metrics_pipeline.defs.sources import FRESHNESS_CHECKS, SOURCE_OBSERVERS
+from metrics_pipeline.instance_storage import enable_event_batches
 from metrics_pipeline.partitions import GRAINS
+
+# Range runs hand their per-partition events to the instance storage in batches, whichever storage:
+# the process that runs the steps (a run worker, the CLI) loads these definitions first.
+enable_event_batches()
 
 
 def build_defs(resources: dict | None = None) -> dg.Definitions:

@@ -23,18 +23,23 @@ class RangeRun:
     count: int
     success: bool
     run_id: str
-    failed_checks: list[str]
+    failed_checks: list[str]  # blocking checks that failed (a non-blocking one only raises alerts)
     errors: list[str]
 
 
 def partition_keys_within(grain: str, start: dt.date, end: dt.date) -> list[str]:
-    """Keys of the partitions of `grain` whose whole period lies in the dates [start, end] (inclusive)."""
+    """Keys of the partitions of `grain` whose whole period lies in the dates [start, end] (inclusive)
+    and that exist: closed periods since METRICS_START_DATE."""
     partitions = PARTITIONS[grain]
-    tz = partitions.timezone
-    lo = dt.datetime.combine(start, dt.time(), tzinfo=zoneinfo.ZoneInfo(tz))
-    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=zoneinfo.ZoneInfo(tz))
-    window = dg.TimeWindow(lo, hi)
-    keys = partitions.get_partition_keys_in_time_window(window)
+    tz = zoneinfo.ZoneInfo(partitions.timezone)
+    last = partitions.get_last_partition_window()
+    if last is None:
+        return []
+    lo = max(dt.datetime.combine(start, dt.time(), tzinfo=tz), partitions.start)
+    hi = min(dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=tz), last.end)
+    if lo >= hi:
+        return []
+    keys = partitions.get_partition_keys_in_time_window(dg.TimeWindow(lo, hi))
     return [k for k in keys if partitions.time_window_for_partition_key(k).end <= hi]
 
 
@@ -57,8 +62,7 @@ def run_range(
             raise_on_error=False,
         )
     failed = sorted({f"{e.asset_key.to_user_string()}:{e.asset_check_key.name}"
-                     for e in result.get_asset_check_evaluations()
-                     if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR})
+                     for e in result.get_asset_check_evaluations() if not e.passed and e.blocking})
     errors = [f"{e.step_key}: {_root_message(e.step_failure_data.error)}"
               for e in result.all_events if e.is_step_failure and e.step_failure_data.error]
     return RangeRun(grain, keys[0], keys[-1], len(keys), result.success and not failed, result.run_id, failed,

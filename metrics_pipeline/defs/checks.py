@@ -18,6 +18,7 @@ from collections import defaultdict
 
 import dagster as dg
 
+from metrics_pipeline.defs import beta
 from metrics_pipeline.alerts import SEVERITIES, Alert
 from metrics_pipeline.defs.cohort_assets import daily_conversion_funnel, weekly_retention_cohorts
 from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
@@ -25,7 +26,7 @@ from metrics_pipeline.defs.execution import retry_transient, source_pool
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS, window_periods
 from metrics_pipeline.defs.resources import resource_key
 from metrics_pipeline.defs.source_scans import EXPECTATIONS, GAPS, scan_result
-from metrics_pipeline.instance_storage import log_evaluation_batch
+from metrics_pipeline.instance_storage import log_evaluations
 from metrics_pipeline.metrics import cohorts, funnel
 from metrics_pipeline.metrics.catalog import DOMAINS
 from metrics_pipeline.metrics.derived import DERIVED
@@ -76,7 +77,7 @@ def log_partition_results(context: dg.AssetCheckExecutionContext, periods: list[
             severity=severity, blocking=spec.blocking,
             description=f"{len(found)} alert(s): " + "; ".join(a.message for a in found[:3]) if found else "passed",
             metadata={"severity": worst if found else "none", "alerts": len(found)}))
-    log_evaluation_batch(context, evaluations)
+    log_evaluations(context, evaluations)
 
 
 def _result(passed: bool, severity: str, description: str, **metadata) -> dg.AssetCheckResult:
@@ -97,7 +98,7 @@ def _failed_partitions(alerts: list[Alert]) -> dg.MetadataValue:
 # ---- integrity of what the assets wrote -----------------------------------------------------------
 
 def build_integrity_check(asset: dg.AssetsDefinition, metrics: list[MetricDef], grain: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
+    @beta.asset_check(
         asset=asset, name="metric_integrity", blocking=True, partitions_def=PARTITIONS[grain],
         required_resource_keys={"warehouse"},
         description="The rows written to `metric_values` are sound: required keys present, the unique key "
@@ -125,7 +126,7 @@ def build_integrity_check(asset: dg.AssetsDefinition, metrics: list[MetricDef], 
 def build_mrr_identity_check(grain: str) -> dg.AssetChecksDefinition:
     asset = METRIC_ASSETS[("revenue", grain)]
 
-    @dg.asset_check(
+    @beta.asset_check(
         asset=asset, name="mrr_identity", blocking=True, partitions_def=PARTITIONS[grain],
         required_resource_keys={resource_key("app"), "warehouse"},
         description="mrr(end) = mrr(start) + new + reactivation + expansion - contraction - churned, to the "
@@ -167,7 +168,7 @@ def build_mrr_identity_check(grain: str) -> dg.AssetChecksDefinition:
 def _daily_source_check(domain: Domain, name: str, description: str):
     """The decorator of a check on a domain's daily asset that reads the domain's source database
     (in that database's pool, transient errors retried)."""
-    check = dg.asset_check(asset=METRIC_ASSETS[(domain.name, "day")], name=name, partitions_def=PARTITIONS["day"],
+    check = beta.asset_check(asset=METRIC_ASSETS[(domain.name, "day")], name=name, partitions_def=PARTITIONS["day"],
                            required_resource_keys={resource_key(domain.database), "warehouse"},
                            description=description, pool=source_pool(domain.database))
     return lambda compute: check(retry_transient(compute))
@@ -255,7 +256,7 @@ def build_anomaly_check(domain: Domain, grain: str) -> dg.AssetChecksDefinition:
     metrics = domain.metrics_for(grain)
     reads = metric_tables(domain)
 
-    @dg.asset_check(
+    @beta.asset_check(
         asset=METRIC_ASSETS[(domain.name, grain)], name="metric_anomalies", partitions_def=PARTITIONS[grain],
         required_resource_keys={resource_key(domain.database), "warehouse"},
         description="Spikes and drops of every total of this asset against prior "

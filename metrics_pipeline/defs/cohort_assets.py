@@ -5,6 +5,7 @@ import datetime as dt
 
 import dagster as dg
 
+from metrics_pipeline.defs import beta
 from metrics_pipeline.defs.metric_assets import (
     OWNERS, materialization_metadata, record_partition_values, table_schema, window_periods,
 )
@@ -18,7 +19,7 @@ from metrics_pipeline.resources.warehouse import metric_replacement
 from metrics_pipeline.warehouse_schema import conversion_funnel, retention_cohorts
 
 
-@dg.asset(
+@beta.asset(
     name="weekly_retention_cohorts",
     description="Weekly signup cohorts and the share of each that came back N = 0..12 weeks later "
                 "(`retention_cohorts`), plus `retention_w1` and `retention_w4` in `metric_values`. Week P "
@@ -53,7 +54,7 @@ def weekly_retention_cohorts(context: dg.AssetExecutionContext) -> dg.Materializ
     return dg.MaterializeResult(metadata={**meta, "cohort_cells": dg.MetadataValue.int(len(cells))})
 
 
-@dg.asset(
+@beta.asset(
     name="daily_conversion_funnel",
     description="The 8-step conversion funnel (app_open -> ... -> subscription_purchase) of each day's new "
                 "actors within 14 days of their first app_open (`conversion_funnel`), plus "

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from metrics_pipeline.defs import beta
 from metrics_pipeline.defs.metric_assets import (
     METRIC_ASSETS, OWNERS, materialization_metadata, record_partition_values, table_schema, window_periods,
 )
@@ -17,7 +18,7 @@ def build_derived_asset(grain: str) -> dg.AssetsDefinition:
     metrics = [d for d in DERIVED if grain in d.grains]
     upstream = sorted({METRIC_ASSETS[(domain_of(i).name, grain)].key for i in inputs(grain)}, key=str)
 
-    @dg.asset(
+    @beta.asset(
         name=name,
         description="\n".join([
             f"{GRAIN_ADJECTIVE[grain].capitalize()} cross-source metrics, divided from totals of other assets:", "",

@@ -6,6 +6,7 @@ module only wires it to the warehouse and the `exporter` resource.
 
 import dagster as dg
 
+from metrics_pipeline.defs import beta
 from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
 from metrics_pipeline.defs.execution import FOLLOW_UPSTREAM, retry_transient
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS, OWNERS, window_periods
@@ -59,7 +60,7 @@ def build_export_asset(kpi_summary_key: dg.AssetKey | None = KPI_SUMMARY_KEY) ->
     layout = "\n".join(f"- `{spec.name}/month=YYYY-MM/{spec.name}.csv`, `.parquet`, `{MANIFEST}`"
                        for spec in EXPORT_TABLES)
 
-    @dg.asset(
+    @beta.asset(
         name="monthly_export",
         description="\n".join([
             "The month's `metric_values` (every grain, rows whose `period_start` is in the month; a week "

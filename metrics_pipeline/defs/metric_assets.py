@@ -8,6 +8,7 @@ rows of `metric_values` in one warehouse transaction. Backfills run as a single 
 import dagster as dg
 import sqlalchemy as sa
 
+from metrics_pipeline.defs import beta
 from metrics_pipeline.metrics.catalog import DOMAINS
 from metrics_pipeline.metrics.engine import compute_domain
 from metrics_pipeline.metrics.periods import Period, periods_between
@@ -96,7 +97,7 @@ def build_metric_asset(domain: Domain, grain: str) -> dg.AssetsDefinition:
     metrics = [m.name for m in domain.metrics_for(grain)]
     db_key = resource_key(domain.database)
 
-    @dg.asset(
+    @beta.asset(
         name=name,
         description=_description(domain, grain),
         partitions_def=PARTITIONS[grain],

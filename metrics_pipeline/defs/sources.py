@@ -8,6 +8,7 @@ import datetime as dt
 import dagster as dg
 import sqlalchemy as sa
 
+from metrics_pipeline.defs import beta
 from metrics_pipeline.alerts import Alert
 from metrics_pipeline.contract import DATABASES, TABLES, SourceTable
 from metrics_pipeline.defs.execution import retry_transient
@@ -57,7 +58,7 @@ def observe_table(conn: sa.Connection, table: SourceTable) -> dict:
 def _build_observer(database: str) -> dg.AssetsDefinition:
     specs = [s for s in SOURCE_ASSETS if s.key.path[0] == database]
 
-    @dg.multi_observable_source_asset(
+    @beta.multi_observable_source_asset(
         specs=specs, name=f"observe_{database}_sources", required_resource_keys={resource_key(database)},
         description=f"Observes the `{database}` source tables: row count and newest updated_at.",
     )  # no pool: Dagster's observable source assets take none (one count and max per table, hourly)

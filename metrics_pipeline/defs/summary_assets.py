@@ -10,6 +10,7 @@ import json
 import dagster as dg
 import sqlalchemy as sa
 
+from metrics_pipeline.defs import beta
 from metrics_pipeline.defs.derived_assets import DERIVED_ASSETS
 from metrics_pipeline.defs.execution import FOLLOW_UPSTREAM, retry_transient
 from metrics_pipeline.defs.metric_assets import METRIC_ASSETS, OWNERS, table_schema, window_periods
@@ -66,7 +67,7 @@ def kpi_metadata(rows: list[dict], periods: list[Period]) -> dict:
     return meta
 
 
-@dg.asset(
+@beta.asset(
     name="daily_kpi_summary",
     description="\n".join([
         "The company's headline numbers, one wide row per day in `daily_kpi_summary`: the table an analyst "
@@ -133,7 +134,7 @@ def build_snapshot_asset(grain: str) -> dg.AssetsDefinition:
     upstream = [a for (_, g), a in METRIC_ASSETS.items() if g == grain] + [DERIVED_ASSETS[grain]]
     domain_names = sorted(set(domains.values()))
 
-    @dg.asset(
+    @beta.asset(
         name=name,
         description="\n".join([
             f"One row per {grain} in `analytics_snapshots` (grain `{grain}`): a JSON document of every "

@@ -21,6 +21,10 @@ class SourceUnavailableError(RuntimeError):
         self.table, self.column, self.transient = table, column, transient
 
 
+class SourceNotSeededError(SourceUnavailableError):
+    """An embedded (SQLite) source database file does not exist yet: nothing was seeded or configured."""
+
+
 # SQLSTATE classes and codes of errors that a later attempt can get past: connection exceptions
 # (08...), serialization failure and deadlock, too many connections, server shutting down or starting.
 _TRANSIENT_SQLSTATES = ("08", "40001", "40P01", "53300", "57P01", "57P02", "57P03")
@@ -63,7 +67,7 @@ class SourceDatabase(dg.ConfigurableResource):
         """
         path = sqlite_path(self.url)
         if path is not None and not path.exists():
-            raise SourceUnavailableError(
+            raise SourceNotSeededError(
                 f"{self.where} not found: {path} does not exist "
                 "(set its METRICS_*_DB_URL or run `metrics-pipeline seed`)")
         try:
