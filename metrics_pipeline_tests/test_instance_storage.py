@@ -115,3 +115,37 @@ def test_failed_range_run_marks_each_partition_failed(sources, tmp_path, postgre
     assert not run.success and any("user_sessions" in e for e in run.errors), run.errors
     status = instance.get_status_by_partition(dg.AssetKey("daily_activity_metrics"), DAYS, PARTITIONS["day"])
     assert {d: s.value for d, s in status.items()} == {d: "FAILED" for d in DAYS}
+
+
+@pytest.mark.parametrize("sources", ["sqlite"], indirect=True)
+def test_on_an_untested_dagster_version_the_batched_storage_falls_back_to_the_stock_one(
+        sources, tmp_path, postgres_url_factory, monkeypatch):
+    """Upgrade safety: with a Dagster version the batching was not tested with, the configured batched
+    storage warns once, keeps Dagster's stock event log and stores what the stock storage stores."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    from metrics_pipeline import instance_storage
+
+    sources.insert("users", *({"id": f"u{i}", "created_at": f"{d} 09:00:00"} for i, d in enumerate(DAYS)))
+    monkeypatch.setattr(instance_storage, "TESTED_DAGSTER_VERSIONS", frozenset({"0.0.1"}))
+    instance_storage.batching_available.cache_clear()
+    try:
+        with pytest.warns(instance_storage.StockStorageFallbackWarning) as warned:
+            fallback = _instance("sqlite", True, tmp_path, postgres_url_factory, "fallback")
+            second = _instance("sqlite", True, tmp_path, postgres_url_factory, "fallback_again")
+        assert len(warned) == 1, [str(w.message) for w in warned]
+        assert f"Dagster {dg.__version__} is not a version it was tested with (0.0.1)" in str(warned[0].message)
+        assert type(fallback.event_log_storage) is SqliteEventLogStorage
+        assert not instance_storage.writes_batches(fallback)
+        recorded = {}
+        for name, instance in (("fallback", fallback), ("stock", _instance("sqlite", False, tmp_path,
+                                                                          postgres_url_factory, "stock"))):
+            run = run_range(sources.defs(), "day", DAYS, instance)
+            assert run.success, run.errors
+            recorded[name] = _recorded(instance, run.run_id)
+            instance.dispose()
+        second.dispose()
+    finally:
+        instance_storage.batching_available.cache_clear()
+    assert recorded["fallback"] == recorded["stock"]
+    assert recorded["fallback"]["checks"]["metric_integrity"] == dict.fromkeys(DAYS, "SUCCEEDED")
