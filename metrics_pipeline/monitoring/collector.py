@@ -13,6 +13,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -26,6 +28,7 @@ from metrics_pipeline.monitoring.warehouse_readings import WarehouseReading
 log = logging.getLogger(__name__)
 PREFIX = "metrics_pipeline_"
 REASON_LENGTH = 200
+READ_TIMEOUT_SECONDS = 4.0  # per component: two reads stay within Prometheus's default 10 s scrape timeout
 T = TypeVar("T")
 
 
@@ -45,29 +48,43 @@ def failure_reason(error: BaseException) -> str:
 
 
 class CachedRead(Generic[T]):
-    """`read()` redone when the last one is `cache_seconds` old, one reader at a time; a failure is
-    kept as its reason (and logged) for the same time."""
+    """`read()` redone when the last one is `cache_seconds` old, one read at a time, in a thread of
+    its own: a read that takes longer than `timeout` seconds (a database that does not answer; the
+    Dagster instance retries an unreachable PostgreSQL for about 12 s) counts as failed, so a scrape
+    always answers within Prometheus's timeout, and its result, when it comes, serves the next scrape.
+    A failure is kept as its reason (and logged) for `cache_seconds` too."""
 
     def __init__(self, component: str, read: Callable[[], T], cache_seconds: float,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.component, self._read, self.cache_seconds, self._clock = component, read, cache_seconds, clock
+                 clock: Callable[[], float] = time.time, timeout: float = READ_TIMEOUT_SECONDS) -> None:
+        self.component, self._read, self.cache_seconds, self.timeout = component, read, cache_seconds, timeout
+        self._clock = clock
         self._last: Read[T] | None = None
+        self._pending: Future[Read[T]] | None = None
         self._lock = threading.Lock()
 
     def get(self) -> Read[T]:
         with self._lock:
-            if self._last is None or self._clock() - self._last.at >= self.cache_seconds:
-                self._last = self._fresh()
+            if self._last is not None and self._clock() - self._last.at < self.cache_seconds:
+                return self._last
+            if self._pending is None:
+                self._pending = Future()
+                threading.Thread(target=self._fresh, args=(self._pending,), daemon=True,
+                                 name=f"read-{self.component}").start()
+            try:
+                self._last, self._pending = self._pending.result(timeout=self.timeout), None
+            except FutureTimeout:
+                self._last = Read(None, f"TimeoutError: no answer within {self.timeout:g} s", self._clock(),
+                                  self.timeout)
             return self._last
 
-    def _fresh(self) -> Read[T]:
+    def _fresh(self, future: Future[Read[T]]) -> None:
         started, began = self._clock(), time.perf_counter()
         try:
             value, reason = self._read(), ""
         except Exception as e:  # noqa: BLE001 - any failure becomes `up 0` and its reason, never a failed scrape
             value, reason = None, failure_reason(e)
             log.warning("cannot read the %s: %s", self.component, reason)
-        return Read(value, reason, started, time.perf_counter() - began)
+        future.set_result(Read(value, reason, started, time.perf_counter() - began))
 
 
 def gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:

@@ -85,7 +85,7 @@ def asset_health(instance: dg.DagsterInstance, now: dt.datetime) -> list[AssetHe
     """Per metric asset: newest partition's end, missing partitions, latest materialization and checks."""
     progress = operations.status(instance, [], now)
     keys = [dg.AssetKey.from_user_string(row["asset"]) for row in progress]
-    attempts = {record.asset_entry.asset_key: record.asset_entry for record in instance.get_asset_records(keys)}
+    materialized = latest_attempts(instance, keys)
     checks = _checks_by_asset()
     latest_checks = instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [key for found in checks.values() for key in found])
@@ -96,7 +96,7 @@ def asset_health(instance: dg.DagsterInstance, now: dt.datetime) -> list[AssetHe
         end = PARTITIONS[row["grain"]].time_window_for_partition_key(newest).end.timestamp() if newest else None
         health.append(AssetHealth(
             row["asset"], row["grain"], end, row["missing"], windows.get(row["asset"]),
-            _materialization_ok(attempts.get(key)),
+            materialized.get(key),
             _checks_passed(checks.get(row["asset"], []), latest_checks)))
     return health
 
@@ -113,15 +113,25 @@ def _checks_passed(checks: list[dg.AssetCheckKey], latest: dict) -> dict[str, bo
     return passed
 
 
-def _materialization_ok(entry) -> bool | None:
-    """Whether the asset's latest materialization attempt succeeded (a failed step records a failed
-    materialization after the last good one)."""
-    if entry is None:
-        return None
-    done, failed = entry.last_materialization_storage_id, entry.last_failed_to_materialize_storage_id
-    if done is None and failed is None:
-        return None
-    return failed is None or (done is not None and done > failed)
+def latest_attempts(instance: dg.DagsterInstance, keys: list[dg.AssetKey]) -> dict[dg.AssetKey, bool]:
+    """Per asset, whether its latest materialization attempt succeeded: the latest run that planned it
+    materialized it, or did not fail. A run in progress leaves the previous verdict; never tried: absent."""
+    entries = [record.asset_entry for record in instance.get_asset_records(keys)]
+    undone = [e.last_run_id for e in entries if e.last_run_id is not None and not _materialized_in_last_run(e)]
+    failed = {run.run_id for run in instance.get_runs(dg.RunsFilter(run_ids=undone))
+              if run.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)} if undone else set()
+    verdicts = {}
+    for entry in entries:
+        if entry.last_run_id in failed:
+            verdicts[entry.asset_key] = False
+        elif entry.last_materialization_record is not None:
+            verdicts[entry.asset_key] = True
+    return verdicts
+
+
+def _materialized_in_last_run(entry) -> bool:
+    done = entry.last_materialization_record
+    return done is not None and done.event_log_entry.run_id == entry.last_run_id
 
 
 def last_runs(instance: dg.DagsterInstance) -> list[JobRun]:
