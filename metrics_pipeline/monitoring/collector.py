@@ -189,9 +189,9 @@ def asset_families(reading: InstanceReading, now: float) -> Iterator[Metric]:
 
 def job_families(reading: InstanceReading) -> Iterator[Metric]:
     status = gauge("job_last_run_status", "1 for the status (success, failure, canceled) of the job's last "
-                                          "finished run, 0 for the others.", ["job", "status"])
-    start = gauge("job_last_run_start_timestamp_seconds", "When the job's last finished run started.", ["job"])
-    duration = gauge("job_last_run_duration_seconds", "How long the job's last finished run took.", ["job"])
+                                          "finished run, 0 for the others.", ["job_name", "status"])
+    start = gauge("job_last_run_start_timestamp_seconds", "When the job's last finished run started.", ["job_name"])
+    duration = gauge("job_last_run_duration_seconds", "How long the job's last finished run took.", ["job_name"])
     for run in reading.jobs:
         for state in FINISHED:
             status.add_metric([run.job, state.value.lower()], int(state.value.lower() == run.status))
