@@ -4,7 +4,8 @@
 four seeded source databases), a moto S3 server for the compute logs, and `dagster-daemon run`,
 `dagster-webserver` and the metrics exporter as subprocesses on deploy/dagster.yaml and
 deploy/workspace.yaml. Everything is driven through the webserver's GraphQL API (dagster-graphql
-client), and checked in the instance, the warehouse and the bucket. One stack serves the whole module, in this order:
+client), and checked in the instance, the warehouse and the bucket. One stack serves the whole
+module, in this order:
 
 1. a partition backfill of every asset over 30+ days at every grain (hour, day, week, month), its
    newest day's KPI also scraped from the exporter;
