@@ -7,12 +7,13 @@ and Dagster instance (the root dagster.yaml) in one folder, with
 - then a failed `daily_metrics_job` run: `daily_ai_metrics` after its source table was dropped.
 
 So the newest partitions are old (the freshness rules fire), the last nightly run failed, and high
-data-quality alerts are open.
+data-quality alerts are open. Also: the queries of the Grafana dashboard.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,3 +74,15 @@ def build(root: Path) -> MonitoredPipeline:
 def utc_timestamp(text: str) -> float:
     """Unix time of a naive UTC `YYYY-MM-DD[ HH:MM:SS]`."""
     return dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc).timestamp()
+
+
+def dashboard_queries() -> list[str]:
+    """Every PromQL query of the Grafana dashboard, its panels all on the `datasource` variable."""
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "metrics_pipeline.json").read_text())
+    assert [v["name"] for v in dashboard["templating"]["list"]] == ["datasource", "grain"]
+    assert dashboard["templating"]["list"][0] | {"current": {}} == {
+        "name": "datasource", "label": "Prometheus", "type": "datasource", "query": "prometheus", "current": {},
+        "hide": 0, "refresh": 1, "regex": "", "options": []}
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert all(p["datasource"] == {"type": "prometheus", "uid": "${datasource}"} for p in panels)
+    return [t["expr"] for p in panels for t in p["targets"]]

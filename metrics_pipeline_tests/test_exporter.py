@@ -6,12 +6,16 @@ series they feed are absent."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -21,8 +25,14 @@ from metrics_pipeline.monitoring import exporter
 from metrics_pipeline.monitoring.collector import CachedRead, PipelineCollector
 from metrics_pipeline.monitoring.instance_readings import InstanceReading
 from metrics_pipeline.monitoring.warehouse_readings import WarehouseReading, read_warehouse
-from metrics_pipeline_tests.monitored_pipeline import NEWEST_SESSION_UPDATE, NEWEST_USER_UPDATE, utc_timestamp
+from metrics_pipeline_tests.monitored_pipeline import (
+    NEWEST_SESSION_UPDATE,
+    NEWEST_USER_UPDATE,
+    dashboard_queries,
+    utc_timestamp,
+)
 
+ROOT = Path(__file__).resolve().parents[1]
 TABLES = 15
 
 
@@ -191,3 +201,16 @@ def test_exporter_settings_defaults(monkeypatch):
     assert settings.exporter_breakdowns() == ()
     monkeypatch.setenv("METRICS_EXPORTER_KPIS", " mrr , ad_spend ")
     assert settings.exporter_kpis() == ("mrr", "ad_spend")
+
+
+def test_dashboard_rules_and_readme_name_exactly_the_exported_series(monitored_pipeline, monkeypatch):
+    for var, value in monitored_pipeline.env.items():
+        monkeypatch.setenv(var, value)
+    exported = {family.name for family in exporter.build_collector(monitored_pipeline.instance).collect()}
+    named = re.compile(r"metrics_pipeline_[a-z_]+")
+    assert set(named.findall(" ".join(dashboard_queries()))) <= exported
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "metrics_pipeline_rules.yml").read_text())
+    assert set(named.findall(" ".join(r["expr"] for g in rules["groups"] for r in g["rules"]))) <= exported
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Series"):readme.index("### Alert rules")]
+    assert set(re.findall(r"^\| `(metrics_pipeline_[a-z_]+)`", section, re.MULTILINE)) == exported

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from metrics_pipeline.local_stack import BackgroundProcess, free_port
+from metrics_pipeline_tests.monitored_pipeline import dashboard_queries
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES_DIR = ROOT / "deploy" / "prometheus"
@@ -130,6 +131,15 @@ scrape_configs:
         pending = alerts(api, "pending")
         assert {name for name, _ in pending} == {"MetricsPipelinePartitionsMissing"}
         assert ("MetricsPipelinePartitionsMissing", "daily_activity_metrics") in pending
+
+        # every query of the Grafana dashboard is valid PromQL; those of the planted problems find them
+        answers = {expr: get_json(f"{api}/query?query={urllib.parse.quote(expr.replace('$grain', 'day'))}")
+                   for expr in dashboard_queries()}
+        assert all(a["status"] == "success" for a in answers.values())
+        values = {expr: [float(r["value"][1]) for r in a["data"]["result"]] for expr, a in answers.items()}
+        assert values['metrics_pipeline_kpi_value{metric="sessions", grain="$grain"}'] == [3]
+        assert values['count(metrics_pipeline_job_last_run_status{status="failure"} == 1) or vector(0)'] == [1]
+        assert values["metrics_pipeline_exporter_up"] == [1, 1]
     finally:
         prometheus.stop()
         exporter.stop()

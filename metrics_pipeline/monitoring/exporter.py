@@ -52,8 +52,12 @@ def start(host: str, port: int, collector: PipelineCollector) -> WSGIServer:
 
 
 def serve_forever(host: str, port: int, open_instance: Callable[[], dg.DagsterInstance], log=print) -> None:
-    """Serve until SIGTERM or SIGINT."""
-    server = start(host, port, build_collector(open_instance))
+    """Serve until SIGTERM or SIGINT. Reads once before serving, so that the first scrape finds the
+    instance open and the readings cached."""
+    collector = build_collector(open_instance)
+    for _ in collector.collect():
+        pass
+    server = start(host, port, collector)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
