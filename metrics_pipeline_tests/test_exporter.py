@@ -75,7 +75,8 @@ def test_series_of_a_deployment_with_planted_problems(monitored_pipeline):
     assert (missing[day], missing[("daily_ai_metrics", "day")]) == (closed_days - 2, closed_days)
     windows = got["asset_freshness_fail_window_seconds"]
     assert (windows[day], windows[("hourly_activity_metrics", "hour")], windows[("weekly_ai_metrics", "week")],
-            windows[("monthly_ai_metrics", "month")]) == (27 * 3600, 2 * 3600, (7 * 24 + 4) * 3600, (31 * 24 + 6) * 3600)
+            windows[("monthly_ai_metrics", "month")]) == (27 * 3600, 2 * 3600, (7 * 24 + 4) * 3600,
+                                                          (31 * 24 + 6) * 3600)
     assert ("daily_kpi_summary", "day") not in windows and ("daily_kpi_summary", "day") in missing
     assert got["asset_materialization_success"] == {day: 1, ("daily_ai_metrics", "day"): 0}
     assert got["asset_check_passed"] == {(*day[:1], check, "day"): 1 for check in (
@@ -95,7 +96,8 @@ def test_series_of_a_deployment_with_planted_problems(monitored_pipeline):
     assert len(rows) == TABLES and rows[("app", "users")] == 3 and rows[("app", "user_sessions")] == 4
     assert sum(rows.values()) == 7
     assert got["source_newest_update_timestamp_seconds"] == {
-        ("app", "users"): utc_timestamp(NEWEST_USER_UPDATE), ("app", "user_sessions"): utc_timestamp(NEWEST_SESSION_UPDATE)}
+        ("app", "users"): utc_timestamp(NEWEST_USER_UPDATE),
+        ("app", "user_sessions"): utc_timestamp(NEWEST_SESSION_UPDATE)}
     assert len(got["source_observed_timestamp_seconds"]) == TABLES
     assert all(0 < now - t < 3600 for t in got["source_observed_timestamp_seconds"].values())
     assert got["source_freshness_threshold_seconds"] == {(): 26 * 3600}
@@ -174,7 +176,8 @@ def test_unreachable_warehouse_and_instance_answer_200_with_up_0_and_the_reason(
     assert got["exporter_up"] == {("instance",): 0, ("warehouse",): 0}
     reasons = dict(got["exporter_read_error_info"].keys())  # {(component, reason): 1} -> {component: reason}
     assert reasons["instance"] == "TimeoutError: no answer within 4 s"
-    assert reasons["warehouse"].startswith(f'OperationalError: connection to server at "127.0.0.1", port {closed} failed')
+    assert reasons["warehouse"].startswith(
+        f'OperationalError: connection to server at "127.0.0.1", port {closed} failed')
     assert not any(name.startswith(("kpi_", "asset_", "job_", "source_rows", "data_quality")) for name in got)
     assert got["source_freshness_threshold_seconds"] == {(): 26 * 3600}
 

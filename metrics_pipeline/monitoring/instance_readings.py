@@ -12,6 +12,7 @@ import dagster as dg
 
 from metrics_pipeline import operations
 from metrics_pipeline.defs.automation import JOBS, assets_of, funnel_refresh_job, observe_sources_job
+from metrics_pipeline.defs.checks import ASSET_CHECKS
 from metrics_pipeline.defs.sources import SOURCE_ASSETS
 from metrics_pipeline.partitions import GRAINS, PARTITIONS
 
@@ -72,8 +73,6 @@ def _fail_windows() -> dict[str, float]:
 
 
 def _checks_by_asset() -> dict[str, list[dg.AssetCheckKey]]:
-    from metrics_pipeline.defs.checks import ASSET_CHECKS  # noqa: PLC0415 - heavy; only the exporter reads it
-
     found: dict[str, list[dg.AssetCheckKey]] = {}
     for checks in ASSET_CHECKS:
         for key in checks.check_keys:
