@@ -48,11 +48,13 @@ bench: install
 
 ## prod: the production deployment on this machine, in the background: PostgreSQL (instance, warehouse,
 ## seeded sources), a local S3 for compute logs, dagster-daemon and dagster-webserver on deploy/ (README
-## "Running on PostgreSQL in production"). PROD_DATA (default ./data/prod) keeps its data, PROD_PORT the UI's port.
+## "Running on PostgreSQL in production") and the metrics exporter for Prometheus. PROD_DATA (default ./data/prod) keeps
+## its data, PROD_PORT the UI's port, PROD_EXPORTER_PORT the exporter's (9464).
 PROD_DATA ?= $(CURDIR)/data/prod
 PROD_PORT ?= 3000
+PROD_EXPORTER_PORT ?= 9464
 prod: install
-	$(BIN)/python -m metrics_pipeline.local_stack start --data $(PROD_DATA) --port $(PROD_PORT)
+	$(BIN)/python -m metrics_pipeline.local_stack start --data $(PROD_DATA) --port $(PROD_PORT) --exporter-port $(PROD_EXPORTER_PORT)
 
 ## prod-stop: stop what `make prod` started (its data stays in PROD_DATA)
 prod-stop:

@@ -399,6 +399,13 @@ def cmd_query(args) -> int:
     return 0
 
 
+def cmd_exporter(args) -> int:
+    from metrics_pipeline.monitoring.exporter import serve_forever
+
+    serve_forever(args.host, args.port, _instance)
+    return 0
+
+
 def cmd_alerts(args) -> int:
     from metrics_pipeline.defs.resources import warehouse_from_env
 
@@ -479,6 +486,11 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--severity", choices=SEVERITIES, help="only this severity and above")
     a.add_argument("--format", choices=("table", "json"), default="table")
     a.set_defaults(fn=cmd_alerts)
+
+    e = sub.add_parser("exporter", help="serve pipeline health and headline KPIs on /metrics for Prometheus")
+    e.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    e.add_argument("--port", type=int, default=9464, help="port to listen on (default 9464)")
+    e.set_defaults(fn=cmd_exporter)
     return p
 
 

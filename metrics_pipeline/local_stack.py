@@ -7,6 +7,7 @@
 - a moto S3 server for the compute logs, unless METRICS_COMPUTE_LOG_S3_BUCKET names a real bucket;
 - `dagster-daemon run` and `dagster-webserver` on deploy/dagster.yaml (copied into `dagster_home/`)
   and deploy/workspace.yaml,
+- `metrics-pipeline exporter`, the pipeline's health and KPIs for Prometheus (default port 9464),
 
 each in the background in its own process group, with a pid file and a log under `logs/`, then waits
 until the webserver answers GraphQL with the code location loaded and every daemon healthy. Starting
@@ -410,7 +411,7 @@ class LocalStack:
     """Everything `make prod` runs, rooted in one data folder. `state.json` keeps the ports and the
     first seeded day between starts."""
 
-    def __init__(self, root: Path, *, web_port: int = 3000, durable: bool = True,
+    def __init__(self, root: Path, *, web_port: int = 3000, exporter_port: int | None = None, durable: bool = True,
                  deploy_dir: Path = DEPLOY_DIR) -> None:
         self.root = Path(root).resolve()
         self.deploy_dir = deploy_dir
@@ -419,11 +420,13 @@ class LocalStack:
         self.state.setdefault("pg_port", free_port())
         self.state.setdefault("web_port", web_port)
         self._requested_port = web_port
+        self._requested_exporter_port = exporter_port or self.state.get("exporter_port") or free_port()
         logs = self.root / "logs"
         self.postgres = PostgresServer(self.root / "postgres", self.state["pg_port"], durable=durable)
         self.moto = MotoS3Server(logs, self.state.get("s3_port"))
         self.daemon = BackgroundProcess("daemon", logs)
         self.webserver = BackgroundProcess("webserver", logs)
+        self.exporter = BackgroundProcess("exporter", logs)
         self.dagster_home = self.root / "dagster_home"
 
     @property
@@ -433,6 +436,10 @@ class LocalStack:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def exporter_url(self) -> str:
+        return f"http://127.0.0.1:{self.state['exporter_port']}/metrics"
 
     @property
     def uses_local_s3(self) -> bool:
@@ -471,7 +478,7 @@ class LocalStack:
         self.state_file.write_text(json.dumps(self.state, indent=2))
 
     def running(self) -> bool:
-        processes = [self.daemon, self.webserver] + ([self.moto.process] if self.uses_local_s3 else [])
+        processes = [self.daemon, self.webserver, self.exporter] + ([self.moto.process] if self.uses_local_s3 else [])
         return all(p.alive() for p in processes) and self.postgres.running()
 
     def start(self, seed: Seed = Seed(), log=print, timeout: float = 300.0) -> None:
@@ -502,10 +509,12 @@ class LocalStack:
             self._save_state()
             self.webserver.start([str(BIN_DIR / "dagster-webserver"), "-w", self.workspace, "-h", "127.0.0.1",
                                   "-p", str(self.web_port)], self.env(), self.root)
+        self.start_exporter()
         log(f"dagster-daemon (pid {self.daemon.pid}) and dagster-webserver (pid {self.webserver.pid}), "
             f"logs in {self.daemon.log.parent}; waiting for the code location and the daemons ...")
         self.wait_ready(timeout)
         log(f"ready: open {self.url}   (stop with `make prod-stop`; data stays in {self.root})")
+        log(f"metrics for Prometheus: {self.exporter_url} (scrape config: deploy/prometheus/prometheus.yml)")
 
     @property
     def workspace(self) -> str:
@@ -515,6 +524,14 @@ class LocalStack:
         """`dagster-daemon run` (schedules, sensors, backfills, the run queue, run monitoring and retries)."""
         if not self.daemon.alive():
             self.daemon.start([str(BIN_DIR / "dagster-daemon"), "run", "-w", self.workspace], self.env(), self.root)
+
+    def start_exporter(self) -> None:
+        """`metrics-pipeline exporter` on the stack's instance and warehouse (the port is kept in state.json)."""
+        if not self.exporter.alive():
+            self.state["exporter_port"] = self._requested_exporter_port
+            self._save_state()
+            self.exporter.start([str(BIN_DIR / "metrics-pipeline"), "exporter", "--host", "127.0.0.1",
+                                 "--port", str(self.state["exporter_port"])], self.env(), self.root)
 
     def _seed(self, seed: Seed, log) -> None:
         from metrics_pipeline.seed import seed_sources
@@ -566,7 +583,7 @@ class LocalStack:
 
         client, deadline, waiting_for = self.graphql(), time.monotonic() + timeout, "the webserver"
         while time.monotonic() < deadline:
-            for process in (self.daemon, self.webserver):
+            for process in (self.daemon, self.webserver, self.exporter):
                 if not process.alive():
                     raise RuntimeError(f"{process.name} exited; last lines of {process.log}:\n{_tail(process.log)}")
             try:
@@ -586,15 +603,25 @@ class LocalStack:
             if entries and all(e["loadStatus"] == "LOADED" for e in entries):
                 sick = [d["daemonType"] for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]
                         if d["required"] and not d["healthy"]]
-                if not sick:
+                if not sick and self._exporter_serving():
                     return
-                waiting_for = "daemons " + ", ".join(sick)
+                waiting_for = "daemons " + ", ".join(sick) if sick else "the metrics exporter"
             time.sleep(1)
         raise RuntimeError(f"not ready after {timeout:.0f} s: waiting for {waiting_for} (logs in {self.daemon.log.parent})")
 
+    def _exporter_serving(self) -> bool:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.exporter_url, timeout=10) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
+
     def stop(self, log=print) -> None:
-        """Stop the webserver, the daemon (runs in progress are interrupted), moto and PostgreSQL."""
-        for process in (self.webserver, self.daemon, self.moto.process):
+        """Stop the exporter, the webserver, the daemon (runs in progress are interrupted), moto and PostgreSQL."""
+        for process in (self.exporter, self.webserver, self.daemon, self.moto.process):
             if process.stop():
                 log(f"stopped {process.name}")
         if self.postgres.running():
@@ -604,7 +631,7 @@ class LocalStack:
 
     def status(self) -> dict[str, bool]:
         return {"postgres": self.postgres.running(), "moto": self.moto.process.alive(),
-                "daemon": self.daemon.alive(), "webserver": self.webserver.alive()}
+                "daemon": self.daemon.alive(), "webserver": self.webserver.alive(), "exporter": self.exporter.alive()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -613,10 +640,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="env prints `export` lines that point a shell (psql, metrics-pipeline) at the stack")
     p.add_argument("--data", type=Path, default=Path("data/prod"), help="data folder (default ./data/prod)")
     p.add_argument("--port", type=int, default=3000, help="webserver port (default 3000)")
+    p.add_argument("--exporter-port", type=int, default=9464, help="metrics exporter port (default 9464)")
     p.add_argument("--days", type=int, default=90, help="days of demo sources seeded on first start (default 90)")
     p.add_argument("--scale", type=float, default=1.0, help="volume of the demo sources (default 1.0)")
     args = p.parse_args(argv)
-    stack = LocalStack(args.data, web_port=args.port)
+    stack = LocalStack(args.data, web_port=args.port, exporter_port=args.exporter_port)
     try:
         if args.command == "start":
             stack.start(Seed(days=args.days, scale=args.scale))

@@ -33,19 +33,23 @@ def status(instance: dg.DagsterInstance, alerts: list[dict], now: dt.datetime | 
     rows = []
     for grain in GRAINS:
         expected = PARTITIONS[grain].get_partition_keys(current_time=now)
+        order = {k: i for i, k in enumerate(expected)}
         for key, done in _materialized(instance, grain).items():
             present = [k for k in expected if k in done]
             missing = [k for k in expected if k not in done]
             rows.append({"asset": key.to_user_string(), "grain": grain, "newest": present[-1] if present else None,
                          "materialized": len(present), "expected": len(expected), "missing": len(missing),
-                         "missing_spans": [f"{s[0]}..{s[-1]}" if len(s) > 1 else s[0] for s in spans(grain, missing)],
+                         "missing_spans": [f"{s[0]}..{s[-1]}" if len(s) > 1 else s[0]
+                                           for s in spans(grain, missing, order)],
                          "open_alerts": open_by_asset.get(key.to_user_string(), {})})
     return rows
 
 
-def spans(grain: str, keys: Iterable[str]) -> list[list[str]]:
-    """`keys` split into runs of consecutive partitions (a range run needs consecutive keys)."""
-    order = {k: i for i, k in enumerate(PARTITIONS[grain].get_partition_keys())}
+def spans(grain: str, keys: Iterable[str], order: dict[str, int] | None = None) -> list[list[str]]:
+    """`keys` split into runs of consecutive partitions (a range run needs consecutive keys); `order`
+    (key -> position among the grain's partitions) saves listing them again."""
+    if order is None:
+        order = {k: i for i, k in enumerate(PARTITIONS[grain].get_partition_keys())}
     out: list[list[str]] = []
     for key in sorted(keys, key=order.__getitem__):
         if out and order[key] == order[out[-1][-1]] + 1:

@@ -177,3 +177,40 @@ def alert_min_severity() -> str:
     if value not in SEVERITIES:
         raise ConfigError(f"{MIN_SEVERITY_ENV}={value!r} must be one of {', '.join(SEVERITIES)}")
     return value
+
+
+EXPORTER_CACHE_ENV = "METRICS_EXPORTER_CACHE_SECONDS"
+EXPORTER_KPIS_ENV = "METRICS_EXPORTER_KPIS"
+EXPORTER_BREAKDOWNS_ENV = "METRICS_EXPORTER_BREAKDOWNS"
+# The headline numbers the replaced services exported: users, revenue, subscriptions, AI, messaging, ads.
+DEFAULT_EXPORTER_KPIS = ("active_users", "new_users", "sessions", "gross_revenue", "net_revenue", "mrr",
+                         "active_subscribers", "ai_requests", "ai_tokens", "ai_cost", "ai_success_rate",
+                         "messages_sent", "delivery_rate", "ad_spend")
+
+
+def exporter_cache_seconds() -> float:
+    """How long the Prometheus exporter reuses what it read before reading again (default 5 s; 0: every scrape)."""
+    return _number(EXPORTER_CACHE_ENV, "5", "seconds", allow_zero=True)
+
+
+def _names(env: str, default: tuple[str, ...], known: set[str], what: str) -> tuple[str, ...]:
+    raw = os.environ.get(env)
+    names = default if raw is None else tuple(n.strip() for n in raw.split(",") if n.strip())
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"{env}: unknown {what} {', '.join(map(repr, unknown))} (see METRICS.md)")
+    return names
+
+
+def exporter_kpis() -> tuple[str, ...]:
+    """The metrics whose newest totals the exporter publishes (default DEFAULT_EXPORTER_KPIS)."""
+    from metrics_pipeline.metrics.catalog import all_metrics  # noqa: PLC0415 - settings stays import-light
+
+    return _names(EXPORTER_KPIS_ENV, DEFAULT_EXPORTER_KPIS, {m.name for m in all_metrics()}, "metric(s)")
+
+
+def exporter_breakdowns() -> tuple[str, ...]:
+    """Breakdowns (e.g. `platform,plan`) the exporter also publishes for its KPIs; none by default."""
+    from metrics_pipeline.metrics.catalog import all_metrics  # noqa: PLC0415 - settings stays import-light
+
+    return _names(EXPORTER_BREAKDOWNS_ENV, (), {d for m in all_metrics() for d in m.dims}, "breakdown(s)")

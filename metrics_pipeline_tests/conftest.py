@@ -61,3 +61,16 @@ def values(sources, metric, grain, dimension="", first=None, end=None):
     if dimension:
         return {(r["period_start"], r["dimension_value"]): r["value"] for r in rows}
     return {r["period_start"]: r["value"] for r in rows}
+
+
+@pytest.fixture(scope="session")
+def monitored_pipeline(tmp_path_factory):
+    """A small deployment with planted problems for the monitoring tests (monitored_pipeline.py); read only."""
+    from metrics_pipeline.resources.engines import dispose_engines
+    from metrics_pipeline_tests.monitored_pipeline import build
+
+    made = build(tmp_path_factory.mktemp("monitored"))
+    yield made
+    for engine in made.sources.engines.values():
+        engine.dispose()
+    dispose_engines()

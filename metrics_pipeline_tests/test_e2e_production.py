@@ -1,12 +1,14 @@
 """End to end against the production deployment, started for real in a temporary folder.
 
 `LocalStack` (what `make prod` runs) starts a PostgreSQL 15 server (Dagster instance, warehouse and
-four seeded source databases), a moto S3 server for the compute logs, and `dagster-daemon run` and
-`dagster-webserver` as subprocesses on deploy/dagster.yaml and deploy/workspace.yaml. Everything is
-driven through the webserver's GraphQL API (dagster-graphql client), and checked in the instance,
-the warehouse and the bucket. One stack serves the whole module, in this order:
+four seeded source databases), a moto S3 server for the compute logs, and `dagster-daemon run`,
+`dagster-webserver` and the metrics exporter as subprocesses on deploy/dagster.yaml and
+deploy/workspace.yaml. Everything is driven through the webserver's GraphQL API (dagster-graphql
+client), and checked in the instance, the warehouse and the bucket. One stack serves the whole
+module, in this order:
 
-1. a partition backfill of every asset over 30+ days at every grain (hour, day, week, month);
+1. a partition backfill of every asset over 30+ days at every grain (hour, day, week, month), its
+   newest day's KPI also scraped from the exporter;
 2. each grain's schedule evaluated at chosen times;
 3. late rows inserted into a source after the late-data sensor's first tick recorded its watermarks:
    the daemon's next tick (it runs every 5 minutes) requests exactly their partitions, and those
@@ -24,6 +26,7 @@ import datetime as dt
 import shutil
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -36,6 +39,7 @@ from dagster._core.storage.tags import (
     BACKFILL_ID_TAG,
     PARENT_RUN_ID_TAG,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from metrics_pipeline.contract import DATABASES
 from metrics_pipeline.definitions import build_defs
@@ -262,6 +266,13 @@ def test_backfill_through_graphql_materializes_every_grain(stack, instance, back
         stored = new_users(stack, grain)
         assert {k: stored.get(k) for k in expected[grain]} == expected[grain], grain
     assert sum(expected["day"].values()) > 100  # the comparison is not vacuous
+
+    # the metrics exporter the stack runs: both reads work, the newest day's new_users is the warehouse's
+    with urllib.request.urlopen(stack.exporter_url, timeout=30) as response:
+        scraped = {f.name: {tuple(v for _, v in sorted(s.labels.items())): s.value for s in f.samples}
+                   for f in text_string_to_metric_families(response.read().decode())}
+    assert scraped["metrics_pipeline_exporter_up"] == {("instance",): 1, ("warehouse",): 1}
+    assert scraped["metrics_pipeline_kpi_value"][("day", "new_users")] == expected["day"][KEYS["day"][-1]]
 
     # every run's compute logs (stdout/stderr) are in the bucket
     s3 = stack.moto.client()
