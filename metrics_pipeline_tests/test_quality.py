@@ -51,6 +51,22 @@ def test_normal_values_short_history_and_watched_direction_raise_nothing():
     assert score(series, len(series) - 1, anomaly.rule_for("post_views", "day"), "day") is None  # drops only
 
 
+def test_a_rate_of_a_few_events_falling_to_none_is_chance_a_rate_of_many_is_a_drop():
+    """Day-30 retention over cohorts of 330 (the demo's false alarm): the day's weekday had 10 returns
+    every week, other days swing between 2 and 12, so 0 is within the metric's habits once counted as
+    events (log(11/1) = 2.4); a rate whose counts are steady at 40 falling to 0 is still a drop."""
+    rule = anomaly.rule_for("retention_d30", "day")
+    weeks = 12
+    swinging = [Observation((10 if d % 7 == 6 else (2, 12, 3, 11)[(d // 7) % 4]) / 330, 330) for d in range(weeks * 7)]
+    swinging[-1] = Observation(0.0, 330)
+    assert score(swinging, len(swinging) - 1, rule, "day") is None
+    steady = [Observation((40 + d % 3) / 330, 330) for d in range(weeks * 7)]
+    steady[-1] = Observation(0.0, 330)
+    drop = score(steady, len(steady) - 1, rule, "day")
+    assert drop.kind == "data_drop" and drop.change == -1
+    assert anomaly.observed_change(Observation(0.0, 330), 10 / 330) == pytest.approx(math.log(11))
+
+
 def test_a_metric_that_often_jumps_needs_a_bigger_jump():
     bursty = _weeks(STEADY, 12)
     for d in range(4, len(bursty), 5):  # a campaign every 5 days doubles the value

@@ -10,7 +10,9 @@ weeks. It is an anomaly when all of these hold:
 - the relative change (value - mean) / mean is at least `min_relative_change` in size;
 - the log change |log(value / mean)| is at least `volatility_factor` times the metric's own recent
   volatility: the 90th percentile of the log changes of the previous `volatility_window` periods
-  from their baselines. A metric that doubles on one normal day in ten (a messaging campaign, a
+  from their baselines. A rate's log change is taken on its counts, each plus one (a continuity
+  correction): day-30 retention of 0 out of 334 where 10 returns were expected scores log(11/1) =
+  2.4, not infinity, so a rate whose counts often fall to 1 or 2 is not alerted for a 0. A metric that doubles on one normal day in ten (a messaging campaign, a
   viral post) is not alerted for tripling; a percentile, unlike the maximum, lets no single
   earlier anomaly mask the next; logs treat a halving like a doubling;
 - its direction is one the metric watches (`spike`, `drop` or `both`).
@@ -122,6 +124,16 @@ def log_change(value: float, mean: float) -> float:
     return abs(math.log(value / mean)) if value > 0 and mean > 0 else math.inf
 
 
+def observed_change(observation: Observation, mean: float) -> float:
+    """`log_change` of an observation; for a rate, of its count against the count the baseline rate
+    expects out of the same denominator, both plus one (counts of a few events are noisy: 0 where 10
+    were expected is 2.4, not infinite; with the denominator a large amount, such as seconds of
+    sessions, the correction vanishes)."""
+    if observation.denominator:
+        return log_change(observation.value * observation.denominator + 1, mean * observation.denominator + 1)
+    return log_change(observation.value, mean)
+
+
 def volatility(series: list[Observation | None], i: int, rule: Rule, step: int) -> float:
     """The 90th percentile of the log changes from their own baselines of the periods before index i."""
     deviations = []
@@ -129,7 +141,7 @@ def volatility(series: list[Observation | None], i: int, rule: Rule, step: int) 
         base = _baseline(series, t, step, rule.min_history)
         if series[t] is None or len(base) < rule.min_history:
             continue
-        deviations.append(log_change(series[t].value, statistics.fmean(b.value for b in base)))
+        deviations.append(observed_change(series[t], statistics.fmean(b.value for b in base)))
     if len(deviations) < rule.min_volatility_points:
         return math.inf  # too little history to tell a spike from the metric's normal moves
     return sorted(deviations)[int(VOLATILITY_QUANTILE * (len(deviations) - 1))]
@@ -163,7 +175,7 @@ def score(series: list[Observation | None], i: int, rule: Rule, grain: str) -> A
         return None
     if rule.direction != "both" and kind != f"data_{rule.direction}":
         return None
-    if log_change(current.value, mean) < rule.volatility_factor * volatility(series, i, rule, step):
+    if observed_change(current, mean) < rule.volatility_factor * volatility(series, i, rule, step):
         return None
     band = rule.sensitivity * spread
     return Anomaly(kind, current.value, mean, mean - band, mean + band, z, change, len(baseline))
