@@ -59,8 +59,8 @@ for key in sys.argv[2:]:
 """
 
 
-def _run(args: list[str], env: dict) -> None:
-    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+def _run(args: list[str], env: dict, cwd: Path) -> None:
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{' '.join(args[:3])} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
 
 
@@ -106,19 +106,20 @@ def ui(tmp_path_factory):
     env.update(DAGSTER_HOME=str(home), METRICS_DATA_DIR=str(work / "data"), METRICS_START_DATE=start.isoformat(),
                METRICS_TIMEZONE="UTC")
     cli = str(BIN / "metrics-pipeline")
-    _run([cli, "seed", "--days", str(DAYS), "--end", end.isoformat(), "--scale", "0.3"], env)
-    _run([cli, "inject", f"nulls:user_sessions.user_id:{planted}"], env)
-    _run([cli, "backfill", "--start", start.isoformat(), "--end", end.isoformat(), "--grain", "day"], env)
+    # every process runs in `work`, where no .env of a developer's demo can override this environment
+    _run([cli, "seed", "--days", str(DAYS), "--end", end.isoformat(), "--scale", "0.3"], env, work)
+    _run([cli, "inject", f"nulls:user_sessions.user_id:{planted}"], env, work)
+    _run([cli, "backfill", "--start", start.isoformat(), "--end", end.isoformat(), "--grain", "day"], env, work)
 
     port = free_port()
     log = work / "webserver.log"
     with open(log, "w") as out:
         server = subprocess.Popen(
-            [str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            [str(BIN / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+            cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         days = [(start + dt.timedelta(days=i)).isoformat() for i in range(DAYS)]
-        _run([sys.executable, "-c", NIGHTLY_RUNS, METRIC_ASSET, *days], env)
+        _run([sys.executable, "-c", NIGHTLY_RUNS, METRIC_ASSET, *days], env, work)
         url = f"http://127.0.0.1:{port}"
         _wait_until_serving(url, server, log)
         yield {"url": url, "end": end.isoformat(), "planted": planted.isoformat(),
