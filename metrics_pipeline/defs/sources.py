@@ -12,6 +12,7 @@ from metrics_pipeline.alerts import Alert
 from metrics_pipeline.contract import DATABASES, TABLES, SourceTable
 from metrics_pipeline.defs.execution import retry_transient
 from metrics_pipeline.defs.resources import resource_key
+from metrics_pipeline.metrics.sqltime import naive_utc
 from metrics_pipeline.settings import FRESHNESS_ENV, source_freshness_hours
 
 _SQL_TYPES = {"text": "TEXT", "ts": "TIMESTAMP", "int": "INTEGER", "date": "DATE"}
@@ -51,7 +52,7 @@ def observe_table(conn: sa.Connection, table: SourceTable) -> dict:
     """Row count and newest `updated_at` of a source table (the late-data watermark)."""
     t = table.sa_table()
     count, newest = conn.execute(sa.select(sa.func.count(), sa.func.max(t.c.updated_at))).one()
-    return {"row_count": int(count), "newest_updated_at": None if newest is None else str(newest)}
+    return {"row_count": int(count), "newest_updated_at": None if newest is None else str(naive_utc(newest))}
 
 
 def _build_observer(database: str) -> dg.AssetsDefinition:
@@ -80,12 +81,6 @@ def _build_observer(database: str) -> dg.AssetsDefinition:
 SOURCE_OBSERVERS = [_build_observer(db) for db in DATABASES]
 
 
-def _newest(value) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-
-
 def build_freshness_check(table: SourceTable) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=source_key(table.name), name="source_freshness",
@@ -98,7 +93,7 @@ def build_freshness_check(table: SourceTable) -> dg.AssetChecksDefinition:
         with getattr(context.resources, resource_key(table.database)).connect([table.name]) as conn:
             seen = observe_table(conn, table)
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        newest = _newest(seen["newest_updated_at"])
+        newest = naive_utc(seen["newest_updated_at"]) if seen["newest_updated_at"] else None
         lag = None if newest is None else (now - newest).total_seconds() / 3600
         today = now.date().isoformat()
         stale = lag is None or lag > limit

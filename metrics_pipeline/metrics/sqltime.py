@@ -33,6 +33,17 @@ def timestamp_literal(instant: dt.datetime, dialect: str) -> str:
     return f"'{bound_text(instant)}'"
 
 
+def naive_utc(value: dt.datetime | str) -> dt.datetime:
+    """A timestamp read back from a source, as a naive UTC datetime: the one place they are normalised.
+
+    SQLite gives text, PostgreSQL a naive datetime for `timestamp without time zone` and an aware one
+    for `timestamp with time zone` (in UTC, as source sessions run in UTC; converted anyway).
+    """
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
 def date_literal(day: dt.date, dialect: str) -> str:
     return f"DATE '{day.isoformat()}'" if dialect == "postgresql" else f"'{day.isoformat()}'"
 
