@@ -1,6 +1,7 @@
 """Source tables as external assets, grouped by database: the roots of every metric's lineage.
 
-They are observed (row count, newest updated_at) and checked for freshness by `observe_sources_job`.
+They are observed (row count, newest updated_at, the `doctor`'s findings) and checked for freshness
+by `observe_sources_job`.
 """
 
 import datetime as dt
@@ -12,6 +13,8 @@ from metrics_pipeline.alerts import Alert
 from metrics_pipeline.contract import DATABASES, TABLES, SourceTable
 from metrics_pipeline.defs.execution import retry_transient
 from metrics_pipeline.defs.resources import resource_key
+from metrics_pipeline.doctor import diagnose_table
+from metrics_pipeline.doctor import metadata as doctor_metadata
 from metrics_pipeline.metrics.sqltime import naive_utc
 from metrics_pipeline.settings import FRESHNESS_ENV, source_freshness_hours
 
@@ -60,7 +63,8 @@ def _build_observer(database: str) -> dg.AssetsDefinition:
 
     @dg.multi_observable_source_asset(
         specs=specs, name=f"observe_{database}_sources", required_resource_keys={resource_key(database)},
-        description=f"Observes the `{database}` source tables: row count and newest updated_at.",
+        description=f"Observes the `{database}` source tables: row count, newest updated_at, and what "
+                    "`metrics-pipeline doctor` finds (contract columns, timestamp types, missing indexes).",
     )  # no pool: Dagster's observable source assets take none (one count and max per table, hourly)
     @retry_transient
     def _observe(context):
@@ -71,7 +75,8 @@ def _build_observer(database: str) -> dg.AssetsDefinition:
                 yield dg.ObserveResult(
                     asset_key=source_key(table.name),
                     metadata={"row_count": dg.MetadataValue.int(seen["row_count"]),
-                              "newest_updated_at": seen["newest_updated_at"] or "none"},
+                              "newest_updated_at": seen["newest_updated_at"] or "none",
+                              **doctor_metadata(diagnose_table(conn, table))},
                     data_version=dg.DataVersion(f"{seen['row_count']}@{seen['newest_updated_at']}"),
                 )
 
