@@ -51,31 +51,33 @@ def _reached(conn: sa.Connection, days: list[Period]) -> dict[tuple[str, int], i
     e, earlier = source_table("events"), source_table("events").alias("earlier")
     placed = place(e, "event_time", days, dialect)
     opens = (
-        sa.select(placed.map.c.period_start.label("cohort"), e.c.actor_id, sa.func.min(e.c.event_time).label("t0"))
+        sa.select(placed.map.c.period_start.label("cohort"), e.c.actor_id,
+                  sa.func.min(e.c.event_time).label("t0"))
         .select_from(placed.joined)
         .where(placed.window, valid(e), e.c.event_name == STEPS[0])
         .group_by(placed.map.c.period_start, e.c.actor_id)
         .cte("opens")
     )
-    firsts = sa.select(opens.c.actor_id, sa.func.min(opens.c.cohort).label("cohort")).group_by(opens.c.actor_id).subquery()
-    start = min(d.start_utc for d in days)
+    firsts = (sa.select(opens.c.actor_id, sa.func.min(opens.c.cohort).label("cohort"))
+              .group_by(opens.c.actor_id).subquery())
+    start = sa.literal_column(timestamp_literal(min(d.start_utc for d in days), dialect))
     seen_before = (
         sa.select(earlier.c.actor_id).distinct()
-        .where(earlier.c.event_name == STEPS[0], earlier.c.event_time < sa.literal_column(timestamp_literal(start, dialect)),
+        .where(earlier.c.event_name == STEPS[0], earlier.c.event_time < start,
                earlier.c.actor_id.in_(sa.select(firsts.c.actor_id)), valid(earlier))
         .subquery("seen_before")
     )
+    first_day = sa.and_(firsts.c.actor_id == opens.c.actor_id, firsts.c.cohort == opens.c.cohort)
     first = (
         sa.select(opens.c.cohort, opens.c.actor_id, opens.c.t0, opens.c.t0.label("t"))
-        .select_from(opens.join(firsts, sa.and_(firsts.c.actor_id == opens.c.actor_id, firsts.c.cohort == opens.c.cohort))
+        .select_from(opens.join(firsts, first_day)
                      .outerjoin(seen_before, seen_before.c.actor_id == opens.c.actor_id))
         .where(seen_before.c.actor_id.is_(None))
         .cte("s1")
     )
     # a step event is at or after the first app_open (>= start) and at most 14 days after it
     last = max(d.end_utc for d in days) + dt.timedelta(microseconds=WINDOW_MICROS) + MICROSECOND
-    in_reach = sa.and_(e.c.event_time >= sa.literal_column(timestamp_literal(start, dialect)),
-                       e.c.event_time < sa.literal_column(timestamp_literal(last, dialect)))
+    in_reach = sa.and_(e.c.event_time >= start, e.c.event_time < sa.literal_column(timestamp_literal(last, dialect)))
     reached = [first]
     for k, step in enumerate(STEPS[1:], start=2):
         prev = reached[-1]
