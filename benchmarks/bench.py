@@ -16,7 +16,9 @@ server) and measures, on the same data:
   run, as the schedules launch them) with 3 years of history before it, then with the history cut
   to 3 months (the same final days, so only the history differs);
 - peak RSS of the backfill at two source sizes 10x apart (same days, scale x1 and x10);
-- generator throughput (rows/s, generation only) and seeding throughput (generate + load + index).
+- generator throughput (rows/s, generation only) and seeding throughput (generate + load + index);
+- with `--source-indexes contract,time,none`: the full backfill again on the same rows with each set
+  of source indexes (the contract's, the main timestamp and `updated_at`, primary keys only).
 
 `--instance stock|batched|both` chooses the Dagster instance storage of the single-run backfills:
 the project's batched storage (the default, deploy/dagster-local.yaml or deploy/dagster.yaml) or
@@ -301,6 +303,37 @@ def backfill(ds: Dataset, start: dt.date, end: dt.date, home: str, label: str, j
     return result
 
 
+def set_source_indexes(ds: Dataset, kind: str) -> None:
+    """Replace the secondary indexes of every source table by the set `kind` (contract.INDEX_SETS)."""
+    import sqlalchemy as sa
+
+    from metrics_pipeline.contract import tables_of
+    from metrics_pipeline.resources.engines import dispose_engines
+
+    dispose_engines()
+    for db in DATABASES:
+        engine = sa.create_engine(ds.urls[db])
+        with engine.begin() as conn:
+            for t in tables_of(db):
+                for index in sa.inspect(conn).get_indexes(t.name):
+                    conn.exec_driver_sql(f'DROP INDEX "{index["name"]}"')
+                for index in t.sa_indexes(t.sa_table(sa.MetaData()), kind):
+                    index.create(conn)
+                conn.exec_driver_sql(f'ANALYZE "{t.name}"')
+        engine.dispose()
+    log(f"source indexes: {kind}")
+
+
+def by_source_indexes(ds: Dataset, start: dt.date, end: dt.date, kinds: list[str]) -> dict:
+    """The full backfill with each set of source indexes, one after the other (contract last restored)."""
+    out = {}
+    for kind in kinds:
+        set_source_indexes(ds, kind)
+        out[kind] = backfill(ds, start, end, f"indexes_{kind}", f"backfill_indexes_{kind}")
+    set_source_indexes(ds, "contract")
+    return out
+
+
 def dagster_runs(ds: Dataset, home: str, plan: list[tuple[str, list[str]]], label: str) -> list[float]:
     """Seconds of each Dagster run of `plan` [(grain, keys)], run in one subprocess (imports excluded)."""
     out = RESULTS / "logs" / f"{label}.json"
@@ -498,6 +531,11 @@ def markdown(r: dict) -> str:
         if method in full:
             by_grain = ", ".join(f"{g} {s:.1f}" for g, s in full[method]["grains"].items())
             lines.append(f"| {method.replace('_', ' ')}, by grain (s) | {by_grain} |")
+    indexed = r.get("source_indexes", {})
+    for kind, b in indexed.items():
+        by_grain = ", ".join(f"{g} {s:.1f}" for g, s in b["grains"].items())
+        vs = f", {b['seconds'] / indexed['contract']['seconds']:.2f}x contract" if "contract" in indexed else ""
+        lines.append(f"| full backfill, source indexes `{kind}` (s) | {b['seconds']:.1f} ({by_grain}{vs}) |")
     if "floor" in full:
         floor_by_grain = ", ".join(f"{g} {full['floor'][g]:.1f}" for g in GRAINS)
         lines.append(f"| floor by grain (s) | {floor_by_grain} |")
@@ -568,6 +606,9 @@ def main(argv=None) -> int:
                     help="Dagster instance storage of the backfills: batched (default), stock, or both side by side")
     ap.add_argument("--label", default=None, help="name of the result files (default: backend-scale-days)")
     ap.add_argument("--keep", action="store_true", help="keep the generated databases")
+    ap.add_argument("--source-indexes", default="contract",
+                    help="comma-separated source index sets to time the full backfill with, side by side: "
+                         "contract, time (main timestamp and updated_at), none (primary keys only)")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     history_scale = args.history_scale or args.scale / 5
@@ -617,6 +658,9 @@ def main(argv=None) -> int:
             if name == "full" and "baselines" not in skip:
                 b["per_partition"] = per_partition(main_ds, first, end, name)
             r["backfill"][name] = b
+        kinds = [k for k in args.source_indexes.split(",") if k]
+        if kinds != ["contract"]:
+            r["source_indexes"] = by_source_indexes(main_ds, start, end, kinds)
         if "short" in r["backfill"] and "per_partition" in r["backfill"]["full"]:  # same per-run costs, fewer partitions
             full_pp = r["backfill"]["full"]["per_partition"]
             first = ranges["short"]

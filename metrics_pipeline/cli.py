@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Sequence
 
 from metrics_pipeline.alerts import SEVERITIES
+from metrics_pipeline.contract import INDEX_SETS
 from metrics_pipeline.settings import ConfigError, data_dir, source_urls
 
 BACKFILL_ORDER = ("hour", "day", "week", "month")
@@ -65,11 +66,20 @@ def cmd_seed(args) -> int:
 
     started = time.monotonic()
     counts = seed_sources(source_urls(), days=args.days, end=args.end, scale=args.scale, seed=args.seed,
-                          progress=lambda line: print(f"  {line}", flush=True))
+                          indexes=args.indexes, progress=lambda line: print(f"  {line}", flush=True))
     total = sum(counts.values())
     secs = time.monotonic() - started
     print(f"seeded {total:,} rows in {len(counts)} tables in {secs:.1f} s ({total / max(secs, 1e-9):,.0f} rows/s)")
     return 0
+
+
+def cmd_doctor(args) -> int:
+    """Exit status 0 when the sources meet the contract (missing indexes are warnings), 1 when not."""
+    from metrics_pipeline.doctor import diagnose, render
+
+    reports = [diagnose(db, url) for db, url in source_urls().items()]
+    print(render(reports))
+    return 1 if any(r.problems for r in reports) else 0
 
 
 def backfill(start: dt.date, end: dt.date, grains: Sequence[str], only: str | None = None,
@@ -431,7 +441,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--end", type=_date, default=None, help="last day, YYYY-MM-DD (default yesterday)")
     s.add_argument("--scale", type=float, default=1.0, help="volume multiplier (default 1.0)")
     s.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    s.add_argument("--indexes", choices=INDEX_SETS, default="contract",
+                   help="secondary indexes to create: the contract's (default), time (main timestamp and "
+                        "updated_at, as a typical application database), none (primary keys only)")
     s.set_defaults(fn=cmd_seed)
+
+    d = sub.add_parser("doctor", help="report what the source databases lack: columns, types, indexes, time zone")
+    d.set_defaults(fn=cmd_doctor)
 
     b = sub.add_parser("backfill", help="materialize every partition in a date range through Dagster")
     b.add_argument("--start", type=_date, required=True, help="first day, YYYY-MM-DD (inclusive)")

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 ABSENT_COLUMNS: ContextVar[dict[str, frozenset[str]]] = ContextVar("absent_columns", default={})
 
 DATABASES = ("app", "interactions", "messaging", "marketing")
+INDEX_SETS = ("contract", "time", "none")  # secondary indexes a source may have (SourceTable.index_set)
 
 _TYPES = {"text": sa.Text, "ts": sa.DateTime, "int": sa.BigInteger, "date": sa.Date}
 
@@ -63,9 +64,21 @@ class SourceTable:
         absent = ABSENT_COLUMNS.get().get(self.name, frozenset())
         return tuple(c for c in self.columns if c.name not in absent)
 
-    def sa_indexes(self, table: sa.Table) -> list[sa.Index]:
-        """The contract's indexes on `table` (the time columns metrics filter on), named ix_<table>_<cols>."""
-        return [sa.Index(f"ix_{self.name}_{'_'.join(cols)}", *(table.c[c] for c in cols)) for cols in self.indexes]
+    def index_set(self, kind: str = "contract") -> tuple[tuple[str, ...], ...]:
+        """The secondary indexes of one of INDEX_SETS: the contract's (what the seeder creates), `time`
+        (the main timestamp and `updated_at`, what a typical application database has) or `none`."""
+        if kind == "contract":
+            return self.indexes
+        if kind == "time":
+            return tuple(dict.fromkeys([(self.time_column,), ("updated_at",)]))
+        if kind == "none":
+            return ()
+        raise ValueError(f"unknown index set {kind!r}; expected one of {', '.join(INDEX_SETS)}")
+
+    def sa_indexes(self, table: sa.Table, kind: str = "contract") -> list[sa.Index]:
+        """The indexes of `kind` (index_set) on `table`, named ix_<table>_<cols>."""
+        return [sa.Index(f"ix_{self.name}_{'_'.join(cols)}", *(table.c[c] for c in cols))
+                for cols in self.index_set(kind)]
 
     def sa_table(self, metadata: sa.MetaData | None = None) -> sa.Table:
         """A SQLAlchemy Core table with the contract's columns (those present, inside a connection)."""

@@ -21,19 +21,33 @@ def postgres_url_factory(postgres_server):
     return postgres_server.create_database
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+# Kinds of hand-built sources: backend, then what differs from primary keys only and `timestamp`.
+# The hand-computed metric tests run on all of them (SOURCE_KINDS_ALL), other tests on the first two.
+SOURCE_KINDS = ["sqlite", "postgres"]
+SOURCE_KINDS_ALL = [*SOURCE_KINDS, "sqlite-indexed", "postgres-timestamptz"]
+every_source_kind = pytest.mark.parametrize("sources", SOURCE_KINDS_ALL, indirect=True)
+
+
+@pytest.fixture(params=SOURCE_KINDS)
 def sources(request, tmp_path):
-    """Empty contract tables for the four sources plus a warehouse, on SQLite and on PostgreSQL."""
+    """Empty contract tables for the four sources plus a warehouse, on SQLite and on PostgreSQL.
+
+    Primary keys only, unless the kind says `-indexed` (the contract's indexes) or `-timestamptz`
+    (PostgreSQL timestamps `timestamp with time zone`, on the test server's non-UTC TimeZone).
+    """
     from metrics_pipeline.contract import DATABASES
     from metrics_pipeline.resources.engines import dispose_engines
     from metrics_pipeline_tests.sources import Sources
 
-    if request.param == "sqlite":
+    backend, _, variant = request.param.partition("-")
+    options = {"indexes": "contract" if variant == "indexed" else "none", "timestamptz": variant == "timestamptz"}
+    if backend == "sqlite":
         made = Sources({db: f"sqlite:///{tmp_path}/{db}.db" for db in DATABASES},
-                       f"sqlite:///{tmp_path}/warehouse.db", str(tmp_path / "exports"))
+                       f"sqlite:///{tmp_path}/warehouse.db", str(tmp_path / "exports"), **options)
     else:
         factory = request.getfixturevalue("postgres_url_factory")
-        made = Sources({db: factory(db) for db in DATABASES}, factory("warehouse"), str(tmp_path / "exports"))
+        made = Sources({db: factory(db) for db in DATABASES}, factory("warehouse"), str(tmp_path / "exports"),
+                       **options)
     yield made
     for engine in made.engines.values():
         engine.dispose()

@@ -56,22 +56,53 @@ def _row(table: str, values: dict) -> dict:
     return row
 
 
+def add_indexes(engine: sa.Engine, kind: str) -> None:
+    """Create the secondary indexes of the set `kind` (contract.INDEX_SETS) on the engine's contract tables."""
+    with engine.begin() as conn:
+        have = set(sa.inspect(conn).get_table_names())
+        for t in (t for t in TABLES.values() if t.name in have):
+            for index in t.sa_indexes(t.sa_table(sa.MetaData()), kind):
+                index.create(conn)
+
+
+def retype_timestamptz(engine: sa.Engine) -> None:
+    """Make every contract timestamp of a PostgreSQL source `timestamp with time zone`: the same
+    instants (read as UTC), as a Django or Rails schema types them."""
+    with engine.begin() as conn:
+        have = set(sa.inspect(conn).get_table_names())
+        for t in (t for t in TABLES.values() if t.name in have):
+            for c in (c for c in t.columns if c.kind == "ts"):
+                conn.exec_driver_sql(f"ALTER TABLE {t.name} ALTER COLUMN {c.name} "
+                                     f"TYPE timestamp with time zone USING {c.name} AT TIME ZONE 'UTC'")
+
+
 @dataclass
 class Sources:
-    """Four source databases, a warehouse and an export folder, on one backend ('sqlite' or 'postgres')."""
+    """Four source databases, a warehouse and an export folder, on one backend ('sqlite' or 'postgres').
+
+    `indexes` is the set of secondary indexes the source tables get (contract.INDEX_SETS; default
+    none: primary keys only, as a user's database may be); `timestamptz` types PostgreSQL timestamps
+    `timestamp with time zone`. Rows are written in a UTC session: text timestamps mean UTC.
+    """
 
     urls: dict[str, str]
     warehouse_url: str
     export_uri: str
+    indexes: str = "none"
+    timestamptz: bool = False
     engines: dict[str, sa.Engine] = field(default_factory=dict)
 
     def __post_init__(self):
         for db in DATABASES:
-            engine = sa.create_engine(self.urls[db])
+            utc = {"options": "-c TimeZone=UTC"} if self.urls[db].startswith("postgresql") else {}
+            engine = sa.create_engine(self.urls[db], connect_args=utc)
             md = sa.MetaData()
             for t in tables_of(db):
                 t.sa_table(md)
             md.create_all(engine)
+            add_indexes(engine, self.indexes)
+            if self.timestamptz:
+                retype_timestamptz(engine)
             self.engines[db] = engine
 
     def insert(self, table: str, *rows: dict) -> None:

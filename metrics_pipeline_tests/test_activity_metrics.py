@@ -11,7 +11,9 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from metrics_pipeline_tests.conftest import values
+from metrics_pipeline_tests.conftest import every_source_kind, values
+
+pytestmark = every_source_kind  # primary keys only, contract indexes, timestamptz
 
 # ---------------------------------------------------------------------------------------------
 # helpers (also used by test_revenue_metrics.py)

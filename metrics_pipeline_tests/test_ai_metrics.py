@@ -8,13 +8,15 @@ Mon 02-02 runs to Sun 02-08.
 
 from __future__ import annotations
 
-from metrics_pipeline_tests.conftest import values
+from metrics_pipeline_tests.conftest import every_source_kind, values
 from metrics_pipeline_tests.test_activity_metrics import (
     approx, assert_reported, nonzero, relax_required_columns, row, run_with_check_reports, totals,
 )
 from metrics_pipeline_tests.test_revenue_metrics import usd
 
 AI_METRICS = ["ai_requests", "ai_tokens", "ai_cost", "ai_success_rate", "ai_latency_p95_ms"]
+
+pytestmark = every_source_kind  # primary keys only, contract indexes, timestamptz
 
 
 def requests(sources, *specs):

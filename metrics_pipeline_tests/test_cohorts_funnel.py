@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from metrics_pipeline.metrics.funnel import funnel
 from metrics_pipeline.metrics.periods import periods_between
 from metrics_pipeline.warehouse_schema import conversion_funnel, retention_cohorts
-from metrics_pipeline_tests.conftest import values
+from metrics_pipeline_tests.conftest import every_source_kind, values
 
 W0, W1, W4 = "2026-01-05", "2026-01-12", "2026-02-02"  # ISO weeks (Mondays)
 
@@ -35,6 +35,7 @@ def _cohort_fixture(sources):
                    {"user_id": "u1", "started_at": "2026-02-02 00:00:00.000000"})
 
 
+@every_source_kind
 def test_weekly_retention_cohorts_and_summary_rows(sources, materialize):
     _cohort_fixture(sources)
     assert materialize(sources, "week", W1, W4).success
@@ -57,6 +58,7 @@ def test_weekly_retention_cohorts_and_summary_rows(sources, materialize):
     assert values(sources, "retention_w4", "week") == {W4: pytest.approx(1 / 3)}
 
 
+@every_source_kind
 def test_weekly_cohorts_single_run_equals_per_week_runs(sources, materialize):
     _cohort_fixture(sources)
     assert materialize(sources, "week", W1, W4).success
@@ -89,6 +91,7 @@ def _funnel_fixture(sources):
                    _event("d", "registration_start", "2026-03-16 14:00:00.000001"))
 
 
+@every_source_kind
 def test_conversion_funnel_steps_in_order_within_14_days(sources, materialize):
     _funnel_fixture(sources)
     assert materialize(sources, "day", "2026-03-01", "2026-03-03").success

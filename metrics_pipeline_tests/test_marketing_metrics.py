@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from metrics_pipeline_tests.conftest import values
+from metrics_pipeline_tests.conftest import every_source_kind, values
 from metrics_pipeline_tests.test_activity_metrics import (
     approx, assert_reported, nonzero, relax_required_columns, row, run_with_check_reports, totals,
 )
@@ -18,6 +18,8 @@ from metrics_pipeline_tests.test_revenue_metrics import expect_totals, usd
 POST_METRICS = ["posts_created", "posts_published", "post_views", "post_likes", "post_comments", "post_shares",
                 "engagement_rate"]
 AD_METRICS = ["ad_spend", "ad_impressions", "ad_clicks", "ad_conversions", "ctr", "cpc", "cpa"]
+
+pytestmark = every_source_kind  # primary keys only, contract indexes, timestamptz
 
 
 def posts(sources, *specs):

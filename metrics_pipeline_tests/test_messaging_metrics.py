@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from metrics_pipeline_tests.conftest import values
+from metrics_pipeline_tests.conftest import every_source_kind, values
 from metrics_pipeline_tests.test_activity_metrics import (
     approx, assert_reported, nonzero, relax_required_columns, row, run_with_check_reports, totals,
 )
@@ -24,6 +24,8 @@ OTHER_COUNTS = ["campaigns_started", "campaigns_completed", "campaigns_failed", 
                 "conversations_closed"]
 BALANCES = ["total_contacts", "open_conversations"]
 ALL_METRICS = MESSAGE_COUNTS + MESSAGE_RATES + OTHER_COUNTS + BALANCES + ["avg_first_response_seconds"]
+
+pytestmark = every_source_kind  # primary keys only, contract indexes, timestamptz
 
 
 def seconds(x):

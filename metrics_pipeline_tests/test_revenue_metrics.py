@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from metrics_pipeline_tests.conftest import values
+from metrics_pipeline_tests.conftest import every_source_kind, values
 from metrics_pipeline_tests.test_activity_metrics import (
     approx, assert_reported, nonzero, relax_required_columns, row, run_with_check_reports, totals,
 )
+
+pytestmark = every_source_kind  # primary keys only, contract indexes, timestamptz
 
 
 def usd(x):

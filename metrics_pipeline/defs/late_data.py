@@ -22,6 +22,7 @@ from metrics_pipeline.contract import DATABASES, TABLES, tables_of
 from metrics_pipeline.defs.automation import JOBS, assets_of
 from metrics_pipeline.defs.resources import resource_key
 from metrics_pipeline.metrics.periods import last_closed, partition_key, period_containing
+from metrics_pipeline.metrics.sqltime import naive_utc
 from metrics_pipeline.partitions import PARTITIONS
 from metrics_pipeline.resources.database import SourceNotSeededError
 from metrics_pipeline.settings import LOOKBACK_ENV, late_data_interval_seconds, late_data_lookback_days, timezone_name
@@ -30,7 +31,7 @@ from metrics_pipeline.settings import LOOKBACK_ENV, late_data_interval_seconds, 
 def changed_since(conn: sa.Connection, table: str, watermark: str | None) -> tuple[str | None, set[str]]:
     """(new watermark, UTC minutes 'YYYY-MM-DD HH:MM' of the changed rows' timestamps) of a table."""
     newest = conn.execute(sa.text(f"SELECT max(updated_at) FROM {table}")).scalar()
-    newest = None if newest is None else str(newest)
+    newest = None if newest is None else str(naive_utc(newest))
     if watermark is None or newest is None or newest <= watermark:
         return newest or watermark, set()
     columns = [c for c in TABLES[table].columns if c.kind in ("ts", "date") and c.name != "updated_at"]

@@ -1,6 +1,7 @@
 """Source tables as external assets, grouped by database: the roots of every metric's lineage.
 
-They are observed (row count, newest updated_at) and checked for freshness by `observe_sources_job`.
+They are observed (row count, newest updated_at, the `doctor`'s findings) and checked for freshness
+by `observe_sources_job`.
 """
 
 import datetime as dt
@@ -13,6 +14,9 @@ from metrics_pipeline.alerts import Alert
 from metrics_pipeline.contract import DATABASES, TABLES, SourceTable
 from metrics_pipeline.defs.execution import retry_transient
 from metrics_pipeline.defs.resources import resource_key
+from metrics_pipeline.doctor import diagnose_table
+from metrics_pipeline.doctor import metadata as doctor_metadata
+from metrics_pipeline.metrics.sqltime import naive_utc
 from metrics_pipeline.settings import FRESHNESS_ENV, source_freshness_hours
 
 _SQL_TYPES = {"text": "TEXT", "ts": "TIMESTAMP", "int": "INTEGER", "date": "DATE"}
@@ -52,7 +56,7 @@ def observe_table(conn: sa.Connection, table: SourceTable) -> dict:
     """Row count and newest `updated_at` of a source table (the late-data watermark)."""
     t = table.sa_table()
     count, newest = conn.execute(sa.select(sa.func.count(), sa.func.max(t.c.updated_at))).one()
-    return {"row_count": int(count), "newest_updated_at": None if newest is None else str(newest)}
+    return {"row_count": int(count), "newest_updated_at": None if newest is None else str(naive_utc(newest))}
 
 
 def _build_observer(database: str) -> dg.AssetsDefinition:
@@ -60,7 +64,8 @@ def _build_observer(database: str) -> dg.AssetsDefinition:
 
     @beta.multi_observable_source_asset(
         specs=specs, name=f"observe_{database}_sources", required_resource_keys={resource_key(database)},
-        description=f"Observes the `{database}` source tables: row count and newest updated_at.",
+        description=f"Observes the `{database}` source tables: row count, newest updated_at, and what "
+                    "`metrics-pipeline doctor` finds (contract columns, timestamp types, missing indexes).",
     )  # no pool: Dagster's observable source assets take none (one count and max per table, hourly)
     @retry_transient
     def _observe(context):
@@ -71,7 +76,8 @@ def _build_observer(database: str) -> dg.AssetsDefinition:
                 yield dg.ObserveResult(
                     asset_key=source_key(table.name),
                     metadata={"row_count": dg.MetadataValue.int(seen["row_count"]),
-                              "newest_updated_at": seen["newest_updated_at"] or "none"},
+                              "newest_updated_at": seen["newest_updated_at"] or "none",
+                              **doctor_metadata(diagnose_table(conn, table))},
                     data_version=dg.DataVersion(f"{seen['row_count']}@{seen['newest_updated_at']}"),
                 )
 
@@ -79,12 +85,6 @@ def _build_observer(database: str) -> dg.AssetsDefinition:
 
 
 SOURCE_OBSERVERS = [_build_observer(db) for db in DATABASES]
-
-
-def _newest(value) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
 
 
 def build_freshness_check(table: SourceTable) -> dg.AssetChecksDefinition:
@@ -99,7 +99,7 @@ def build_freshness_check(table: SourceTable) -> dg.AssetChecksDefinition:
         with getattr(context.resources, resource_key(table.database)).connect([table.name]) as conn:
             seen = observe_table(conn, table)
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        newest = _newest(seen["newest_updated_at"])
+        newest = naive_utc(seen["newest_updated_at"]) if seen["newest_updated_at"] else None
         lag = None if newest is None else (now - newest).total_seconds() / 3600
         today = now.date().isoformat()
         stale = lag is None or lag > limit

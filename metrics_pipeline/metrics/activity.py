@@ -8,12 +8,12 @@ from collections import defaultdict
 import sqlalchemy as sa
 
 from metrics_pipeline.metrics.engine import number, source_table, valid
-from metrics_pipeline.metrics.periods import Period, periods_between, periods_subquery, shifted
+from metrics_pipeline.metrics.periods import Period, periods_between, place, shifted, values_subquery
 from metrics_pipeline.metrics.spec import (
     ALL_GRAINS, DAY_WEEK_MONTH, CustomMetrics, Domain, MetricDef, MetricRow, MetricSpec, count,
     distinct, ratio_row, total,
 )
-from metrics_pipeline.metrics.sqltime import duration_micros, timestamp_literal
+from metrics_pipeline.metrics.sqltime import duration_micros
 
 RETENTION_DAYS = (1, 7, 30)
 
@@ -41,14 +41,15 @@ SPECS = (
 def daily_active_by_period(conn: sa.Connection, periods: list[Period]) -> dict[str, list[int]]:
     """For each period, the distinct active users of every calendar day in it (0 for idle days)."""
     days = [(p, d) for p in periods for d in periods_between("day", p.start, p.end, p.tz)]
-    rel = periods_subquery([d for _, d in days], conn.dialect.name, "d",
-                           extra={"parent": [f"'{p.key}'" for p, _ in days]})
     s = source_table("user_sessions")
+    placed = place(s, "started_at", [d for _, d in days], conn.dialect.name, "d",
+                   extra={"parent": [f"'{p.key}'" for p, _ in days]})
+    d = placed.map
     q = (
-        sa.select(rel.c.parent, rel.c.period_start, sa.func.count(sa.distinct(s.c.user_id)).label("n"))
-        .select_from(rel.join(s, sa.and_(s.c.started_at >= rel.c.lo, s.c.started_at < rel.c.hi)))
-        .where(valid(s))
-        .group_by(rel.c.parent, rel.c.period_start)
+        sa.select(d.c.parent, d.c.period_start, sa.func.count(sa.distinct(s.c.user_id)).label("n"))
+        .select_from(placed.joined)
+        .where(placed.window, valid(s))
+        .group_by(d.c.parent, d.c.period_start)
     )
     seen = {(str(r.parent), str(r.period_start)): number(r.n) for r in conn.execute(q)}
     out: dict[str, list[int]] = defaultdict(list)
@@ -61,14 +62,14 @@ def stickiness(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) -
     """Average daily active users over every day of the month / monthly active users."""
     daily = daily_active_by_period(conn, periods)
     s = source_table("user_sessions")
-    p = periods_subquery(periods, conn.dialect.name)
+    placed = place(s, "started_at", periods, conn.dialect.name)
     monthly = {
         str(r.period_start): number(r.n)
         for r in conn.execute(
-            sa.select(p.c.period_start, sa.func.count(sa.distinct(s.c.user_id)).label("n"))
-            .select_from(p.join(s, sa.and_(s.c.started_at >= p.c.lo, s.c.started_at < p.c.hi)))
-            .where(valid(s))
-            .group_by(p.c.period_start)
+            sa.select(placed.map.c.period_start, sa.func.count(sa.distinct(s.c.user_id)).label("n"))
+            .select_from(placed.joined)
+            .where(placed.window, valid(s))
+            .group_by(placed.map.c.period_start)
         )
     }
     return [
@@ -83,28 +84,33 @@ def cohort_returns(conn: sa.Connection, pairs: list[tuple[Period, Period]]) -> d
 
     The cohort is the valid users created in the cohort period (deleted ones included); a user has
     returned when one of their sessions started in the measured period. Empty cohorts are absent.
+    Members (users placed in cohort periods) and returners (distinct users of the sessions placed in
+    measured periods) are matched by equality on (measured period, user): one pass over each table's
+    window, whatever the indexes.
     """
     dialect = conn.dialect.name
-    c = periods_subquery([cohort for _, cohort in pairs], dialect, "c", extra={
-        "measured": [f"'{m.key}'" for m, _ in pairs],
-        "m_lo": [timestamp_literal(m.start_utc, dialect) for m, _ in pairs],
-        "m_hi": [timestamp_literal(m.end_utc, dialect) for m, _ in pairs],
-    })
     users, sessions = source_table("users"), source_table("user_sessions")
-    returned = sa.exists().where(
-        sessions.c.user_id == users.c.id,
-        sessions.c.started_at >= c.c.m_lo,
-        sessions.c.started_at < c.c.m_hi,
-        valid(sessions),
-    )
+    cohorts = place(users, "created_at", _distinct(cohort for _, cohort in pairs), dialect, "c")
+    wanted = values_subquery("pairs", ["cohort", "measured"], sorted({(f"'{c.key}'", f"'{m.key}'") for m, c in pairs}))
+    members = (sa.select(wanted.c.measured, wanted.c.cohort, users.c.id)
+               .select_from(cohorts.joined.join(wanted, wanted.c.cohort == cohorts.map.c.period_start))
+               .where(cohorts.window, valid(users)).subquery("members"))
+    measured = place(sessions, "started_at", _distinct(m for m, _ in pairs), dialect, "m")
+    returners = (sa.select(measured.map.c.period_start.label("measured"), sessions.c.user_id)
+                 .select_from(measured.joined).where(measured.window, valid(sessions))
+                 .distinct().subquery("returners"))
     q = (
-        sa.select(c.c.measured, c.c.period_start, sa.func.count().label("cohort"),
-                  sa.func.sum(sa.case((returned, 1), else_=0)).label("returned"))
-        .select_from(c.join(users, sa.and_(users.c.created_at >= c.c.lo, users.c.created_at < c.c.hi)))
-        .where(valid(users))
-        .group_by(c.c.measured, c.c.period_start)
+        sa.select(members.c.measured, members.c.cohort, sa.func.count().label("cohort_size"),
+                  sa.func.count(returners.c.user_id).label("returned"))
+        .select_from(members.outerjoin(returners, sa.and_(returners.c.measured == members.c.measured,
+                                                          returners.c.user_id == members.c.id)))
+        .group_by(members.c.measured, members.c.cohort)
     )
-    return {(str(r.measured), str(r.period_start)): (number(r.returned), number(r.cohort)) for r in conn.execute(q)}
+    return {(str(r.measured), str(r.cohort)): (number(r.returned), number(r.cohort_size)) for r in conn.execute(q)}
+
+
+def _distinct(periods) -> list[Period]:
+    return list({p.key: p for p in periods}.values())
 
 
 def retention(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) -> list[MetricRow]:

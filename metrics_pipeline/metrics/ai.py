@@ -7,7 +7,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from metrics_pipeline.metrics.engine import UNKNOWN, number, source_table, valid
-from metrics_pipeline.metrics.periods import Period, in_period, periods_subquery
+from metrics_pipeline.metrics.periods import Period, place
 from metrics_pipeline.metrics.spec import (
     DAY_WEEK_MONTH, CustomMetrics, Domain, MetricDef, MetricRow, MetricSpec, count, total, value_row,
 )
@@ -23,8 +23,9 @@ def latency_p95(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) 
     Window functions rank the rows inside the database on both engines; only one row per period
     and model comes back. ceil(0.95 n) is computed in integers as (95 n + 99) / 100.
     """
-    p = periods_subquery(periods, conn.dialect.name)
     t = source_table("ai_requests")
+    placed = place(t, "created_at", periods, conn.dialect.name)
+    p = placed.map
     rows: list[MetricRow] = []
     by_key = {period.key: period for period in periods}
     for dim in ("", "model"):
@@ -37,8 +38,8 @@ def latency_p95(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) 
                 sa.func.row_number().over(partition_by=group, order_by=t.c.duration_ms).label("rn"),
                 sa.func.count().over(partition_by=group).label("n"),
             )
-            .select_from(p.join(t, in_period(t, "created_at", p)))
-            .where(valid(t), _completed(t))
+            .select_from(placed.joined)
+            .where(placed.window, valid(t), _completed(t))
             .subquery("ranked")
         )
         q = sa.select(ranked.c.period_start, ranked.c.dim_value, ranked.c.duration_ms).where(

@@ -1,8 +1,9 @@
 """Compute a domain's metrics for many periods at once, with aggregation pushed to the database.
 
 For each (source table, time column) the catalogue's `MetricSpec`s become ONE statement: a UNION
-ALL of the total and of one GROUP BY per breakdown, each joining the period relation (one index
-range scan per period) and aggregating every measure of the group. Only aggregated rows come back,
+ALL of the total and of one GROUP BY per breakdown, each reading the window's rows placed in their
+periods (`periods.place`: one range predicate, one equality join) and aggregating every measure
+of the group. Only aggregated rows come back,
 so memory depends on periods x dimension values, never on source rows.
 """
 
@@ -15,7 +16,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from metrics_pipeline.contract import TABLES
-from metrics_pipeline.metrics.periods import Period, floor_to_grain, in_period, periods_subquery
+from metrics_pipeline.metrics.periods import Period, floor_to_grain, place
 from metrics_pipeline.metrics.spec import Domain, Formula, MetricRow, MetricSpec, ratio_row, value_row
 from metrics_pipeline.metrics.validity import valid_rows
 
@@ -41,25 +42,25 @@ def valid(t: sa.Table | sa.Alias) -> sa.ColumnElement:
 
 def _spec_query(specs: list[MetricSpec], periods: list[Period], dialect: str) -> sa.CompoundSelect:
     table = source_table(specs[0].table)
-    p = periods_subquery(periods, dialect)
+    placed = place(table, specs[0].time, periods, dialect)
+    p = placed.map
     measures = []
     for i, s in enumerate(specs):
         measures.append(s.measure.sql(table).label(f"n{i}"))
         if s.denominator is not None:
             measures.append(s.denominator.sql(table).label(f"d{i}"))
-    joined = p.join(table, in_period(table, specs[0].time, p))
-    ok = valid(table)
+    ok = sa.and_(placed.window, valid(table))
     selects = [
         sa.select(p.c.period_start, sa.literal("").label("dimension"),
                   sa.literal("").label("dimension_value"), *measures)
-        .select_from(joined).where(ok).group_by(p.c.period_start)
+        .select_from(placed.joined).where(ok).group_by(p.c.period_start)
     ]
     for dim in sorted({d for s in specs for d in s.dims}):
         value = sa.func.coalesce(sa.cast(table.c[dim], sa.Text), UNKNOWN)
         selects.append(
             sa.select(p.c.period_start, sa.literal(dim).label("dimension"),
                       value.label("dimension_value"), *measures)
-            .select_from(joined).where(ok).group_by(p.c.period_start, value)
+            .select_from(placed.joined).where(ok).group_by(p.c.period_start, value)
         )
     return sa.union_all(*selects)
 

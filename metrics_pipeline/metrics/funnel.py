@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from metrics_pipeline.metrics.engine import number, source_table, valid
-from metrics_pipeline.metrics.periods import Period, in_period, periods_subquery, to_utc
+from metrics_pipeline.metrics.periods import Period, place, to_utc
 from metrics_pipeline.metrics.spec import MetricDef, MetricRow, ratio_row
-from metrics_pipeline.metrics.sqltime import epoch_micros
+from metrics_pipeline.metrics.sqltime import MICROSECOND, epoch_micros, timestamp_literal
 
 STEPS = ("app_open", "registration_start", "registration_complete", "first_session", "first_match",
          "first_message", "subscription_view", "subscription_purchase")
@@ -40,26 +40,51 @@ class FunnelStep:
 
 
 def _reached(conn: sa.Connection, days: list[Period]) -> dict[tuple[str, int], int]:
-    """Actors per (cohort day, step index)."""
-    p = periods_subquery(days, conn.dialect.name)
-    e, before = source_table("events"), source_table("events").alias("before")
+    """Actors per (cohort day, step index).
+
+    Step 1: each actor's app_opens of the window, placed in days; its cohort is the first such day,
+    unless it had an app_open before the window (looked up only for the window's actors). Later
+    steps join the window's events (plus 14 days) to the previous step by actor: equality joins
+    over one window, whatever the indexes.
+    """
+    dialect = conn.dialect.name
+    e, earlier = source_table("events"), source_table("events").alias("earlier")
+    placed = place(e, "event_time", days, dialect)
+    opens = (
+        sa.select(placed.map.c.period_start.label("cohort"), e.c.actor_id,
+                  sa.func.min(e.c.event_time).label("t0"))
+        .select_from(placed.joined)
+        .where(placed.window, valid(e), e.c.event_name == STEPS[0])
+        .group_by(placed.map.c.period_start, e.c.actor_id)
+        .cte("opens")
+    )
+    firsts = (sa.select(opens.c.actor_id, sa.func.min(opens.c.cohort).label("cohort"))
+              .group_by(opens.c.actor_id).subquery())
+    start = sa.literal_column(timestamp_literal(min(d.start_utc for d in days), dialect))
+    seen_before = (
+        sa.select(earlier.c.actor_id).distinct()
+        .where(earlier.c.event_name == STEPS[0], earlier.c.event_time < start,
+               earlier.c.actor_id.in_(sa.select(firsts.c.actor_id)), valid(earlier))
+        .subquery("seen_before")
+    )
+    first_day = sa.and_(firsts.c.actor_id == opens.c.actor_id, firsts.c.cohort == opens.c.cohort)
     first = (
-        sa.select(p.c.period_start.label("cohort"), e.c.actor_id,
-                  sa.func.min(e.c.event_time).label("t0"), sa.func.min(e.c.event_time).label("t"))
-        .select_from(p.join(e, in_period(e, "event_time", p)))
-        .where(valid(e), e.c.event_name == STEPS[0],
-               ~sa.exists().where(before.c.actor_id == e.c.actor_id, before.c.event_name == STEPS[0],
-                                  before.c.event_time < p.c.lo, valid(before)))
-        .group_by(p.c.period_start, e.c.actor_id)
+        sa.select(opens.c.cohort, opens.c.actor_id, opens.c.t0, opens.c.t0.label("t"))
+        .select_from(opens.join(firsts, first_day)
+                     .outerjoin(seen_before, seen_before.c.actor_id == opens.c.actor_id))
+        .where(seen_before.c.actor_id.is_(None))
         .cte("s1")
     )
+    # a step event is at or after the first app_open (>= start) and at most 14 days after it
+    last = max(d.end_utc for d in days) + dt.timedelta(microseconds=WINDOW_MICROS) + MICROSECOND
+    in_reach = sa.and_(e.c.event_time >= start, e.c.event_time < sa.literal_column(timestamp_literal(last, dialect)))
     reached = [first]
     for k, step in enumerate(STEPS[1:], start=2):
         prev = reached[-1]
         reached.append(
             sa.select(prev.c.cohort, prev.c.actor_id, prev.c.t0, sa.func.min(e.c.event_time).label("t"))
             .select_from(prev.join(e, sa.and_(e.c.actor_id == prev.c.actor_id, e.c.event_name == step)))
-            .where(valid(e), epoch_micros(e.c.event_time) >= epoch_micros(prev.c.t),
+            .where(in_reach, valid(e), epoch_micros(e.c.event_time) >= epoch_micros(prev.c.t),
                    epoch_micros(e.c.event_time) <= epoch_micros(prev.c.t0) + WINDOW_MICROS)
             .group_by(prev.c.cohort, prev.c.actor_id, prev.c.t0)
             .cte(f"s{k}")

@@ -11,7 +11,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from metrics_pipeline.metrics.engine import UNKNOWN, number, source_table, valid
-from metrics_pipeline.metrics.periods import Period, periods_subquery
+from metrics_pipeline.metrics.periods import Period, place
 from metrics_pipeline.metrics.spec import (
     DAY_WEEK_MONTH, CustomMetrics, Domain, MetricDef, MetricRow, MetricSpec, count, distinct, total, value_row,
 )
@@ -88,35 +88,32 @@ def _balance(conn: sa.Connection, periods: list[Period], table: str, start: str,
              metric: str, dims: tuple[str, ...]) -> list[MetricRow]:
     """Rows with `start` before period end and `stop` NULL or not before it (edge rule 1).
 
-    One period: counted directly. Many consecutive periods (a backfill): the count at the first
-    period's start, then each period's arrivals (`start` in it) minus departures (rows whose
-    max(start, stop) is in it: from then on `stop` is before the end), added up in order. Both
-    read index ranges on `start` / `stop`, so the cost grows with the rows alive and the rows that
-    changed in the range, not with periods x history. The total is the sum of the first
-    breakdown's counts (every row has exactly one value of it).
+    Per run of consecutive periods: one period is counted directly at its end; several (a backfill)
+    start from the count at the first period's start, then add each period's changes in order.
+    Either way each statement reads the table once (`_alive_query`, `_changes_query`), so the cost
+    grows with the rows alive and the rows that changed in the range, never with periods x history.
+    The total is the sum of the first breakdown's counts (every row has exactly one value of it).
     """
     dialect = conn.dialect.name
     t = source_table(table)
     dim = dims[0] if dims else ""
     value = (sa.func.coalesce(sa.cast(t.c[dim], sa.Text), UNKNOWN) if dim else sa.literal("")).label("v")
-    by_key = {period.key: period for period in periods}
-    consecutive = all(a.end_utc == b.start_utc for a, b in zip(periods, periods[1:]))
     counts: dict[str, dict[str, int]] = {}  # period key -> dimension value -> alive rows at its end
-    if len(periods) == 1 or not consecutive:
-        p = periods_subquery(periods, dialect)
-        for r in conn.execute(_alive_query(t, start, stop, value, p.c.period_start, p.c.hi, p)):
-            counts.setdefault(str(r.k), {})[str(r.v)] = number(r.n)
-    else:
-        first = sa.literal_column(timestamp_literal(periods[0].start_utc, dialect))
-        alive = {str(r.v): number(r.n) for r in conn.execute(
-            _alive_query(t, start, stop, value, sa.literal("").label("k"), first, None))}
+    for run in _consecutive_runs(periods):
+        if len(run) == 1:
+            end = sa.literal_column(timestamp_literal(run[0].end_utc, dialect))
+            counts[run[0].key] = {str(r.v): number(r.n) for r in conn.execute(_alive_query(t, start, stop, value, end))}
+            continue
+        first = sa.literal_column(timestamp_literal(run[0].start_utc, dialect))
+        alive = {str(r.v): number(r.n) for r in conn.execute(_alive_query(t, start, stop, value, first))}
         change: dict[str, dict[str, int]] = {}
-        for r in conn.execute(_changes_query(t, start, stop, value, periods_subquery(periods, dialect))):
+        for r in conn.execute(_changes_query(t, start, stop, value, run, dialect)):
             change.setdefault(str(r.k), {})[str(r.v)] = number(r.n)
-        for period in periods:
+        for period in run:
             for v, n in change.get(period.key, {}).items():
                 alive[v] = alive.get(v, 0) + n
             counts[period.key] = dict(alive)
+    by_key = {period.key: period for period in periods}
     rows: list[MetricRow] = []
     for key, per_value in counts.items():
         total = sum(per_value.values())
@@ -127,33 +124,42 @@ def _balance(conn: sa.Connection, periods: list[Period], table: str, start: str,
     return rows
 
 
-def _alive_query(t: sa.Table, start: str, stop: str, value, key, end, p: sa.Subquery | None) -> sa.Select:
-    """(k, v, n): rows alive at `end` (start before it, stop NULL or not before it) per key and value.
+def _consecutive_runs(periods: list[Period]) -> list[list[Period]]:
+    runs: list[list[Period]] = []
+    for p in periods:
+        if runs and runs[-1][-1].end_utc == p.start_utc:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return runs
 
-    Two branches, each an index range on `stop` (still NULL, or at/after the end), so rows that
-    stopped long ago are never visited.
+
+def _alive_query(t: sa.Table, start: str, stop: str, value, end) -> sa.Select:
+    """(v, n): rows alive at the instant `end` (start before it, stop NULL or not before it) per value.
+
+    Two branches, each an index range on `stop` when there is one (still NULL, or at/after the
+    end), so rows that stopped long ago are not visited; one scan of the table when there is none.
     """
-    branches = []
-    for stopped in (t.c[stop].is_(None), t.c[stop] >= end):
-        cond = sa.and_(stopped, t.c[start] < end)
-        source = p.join(t, cond) if p is not None else t
-        q = sa.select(key.label("k"), value).select_from(source).where(valid(t))
-        branches.append(q if p is not None else q.where(cond))
+    branches = [sa.select(value).where(stopped, t.c[start] < end, valid(t))
+                for stopped in (t.c[stop].is_(None), t.c[stop] >= end)]
     u = sa.union_all(*branches).subquery("alive")
-    return sa.select(u.c.k, u.c.v, sa.func.count().label("n")).group_by(u.c.k, u.c.v)
+    return sa.select(u.c.v, sa.func.count().label("n")).group_by(u.c.v)
 
 
-def _changes_query(t: sa.Table, start: str, stop: str, value, p: sa.Subquery) -> sa.Select:
-    """(k, v, n): per period, rows arriving (start in it) minus rows leaving (max(start, stop) in it)."""
-    arrivals = (sa.select(p.c.period_start.label("k"), value, sa.literal(1).label("d"))
-                .select_from(p.join(t, sa.and_(t.c[start] >= p.c.lo, t.c[start] < p.c.hi))).where(valid(t)))
-    left_at_stop = (sa.select(p.c.period_start.label("k"), value, sa.literal(-1).label("d"))
-                    .select_from(p.join(t, sa.and_(t.c[stop] >= p.c.lo, t.c[stop] < p.c.hi)))
-                    .where(valid(t), ts_norm(t.c[stop]) >= ts_norm(t.c[start])))
-    left_at_start = (sa.select(p.c.period_start.label("k"), value, sa.literal(-1).label("d"))
-                     .select_from(p.join(t, sa.and_(t.c[start] >= p.c.lo, t.c[start] < p.c.hi)))
-                     .where(valid(t), t.c[stop].is_not(None), ts_norm(t.c[stop]) < ts_norm(t.c[start])))
-    u = sa.union_all(arrivals, left_at_stop, left_at_start).subquery("changes")
+def _changes_query(t: sa.Table, start: str, stop: str, value, periods: list[Period], dialect: str) -> sa.Select:
+    """(k, v, n): per period, rows arriving (start in it) minus rows leaving (max(start, stop) in it).
+
+    A row that stopped before it started leaves where it arrives (counted 0 there).
+    """
+    arrived = place(t, start, periods, dialect, "arrived")
+    left = place(t, stop, periods, dialect, "left")
+    stays = sa.case((sa.and_(t.c[stop].is_not(None), ts_norm(t.c[stop]) < ts_norm(t.c[start])), 0), else_=1)
+    arrivals = (sa.select(arrived.map.c.period_start.label("k"), value, stays.label("d"))
+                .select_from(arrived.joined).where(arrived.window, valid(t)))
+    departures = (sa.select(left.map.c.period_start.label("k"), value, sa.literal(-1).label("d"))
+                  .select_from(left.joined)
+                  .where(left.window, valid(t), ts_norm(t.c[stop]) >= ts_norm(t.c[start])))
+    u = sa.union_all(arrivals, departures).subquery("changes")
     return sa.select(u.c.k, u.c.v, sa.func.sum(u.c.d).label("n")).group_by(u.c.k, u.c.v)
 
 

@@ -1,9 +1,12 @@
 """Metric periods: the calendar hours, days, ISO weeks and months of METRICS_TIMEZONE.
 
 A period knows its local start and end (what `metric_values` stores) and the naive UTC instants
-they correspond to (what source timestamps are compared with). `periods_subquery` turns a list of
-periods into a small relation that metric queries join against, so one statement computes every
-period of a backfill range, each as an index range scan on the source's time column.
+they correspond to (what source timestamps are compared with). `place` puts a source table's rows
+in periods the way every metric query does: one range predicate over the whole window (served by
+an index on the column when there is one, a single scan when not) and an equality between the
+row's UTC hour (or 15-minute step, for zones with such offsets) and a small bucket -> period map,
+never a range join of periods against rows, whose cost would be periods x rows without an index.
+`periods_subquery` is the relation of period bounds that balances are measured at.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import zoneinfo
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 
 from metrics_pipeline.contract import TABLES
-from metrics_pipeline.metrics.sqltime import MICROSECOND, date_literal, timestamp_literal
+from metrics_pipeline.metrics.sqltime import MICROSECOND, bucket_literal, date_literal, timestamp_literal, utc_bucket
 
 GRAINS = ("hour", "day", "week", "month")
 UTC = dt.timezone.utc
@@ -115,16 +119,17 @@ def with_history(periods: list[Period], n: int) -> list[Period]:
     return periods_between(first.grain, shifted(first, -n).start, first.start, first.tz) + list(periods)
 
 
-def values_subquery(name: str, columns: list[str], rows: list[tuple[str, ...]]) -> sa.Subquery:
-    """A relation of literal rows usable in FROM/JOIN on SQLite and PostgreSQL alike.
-
-    Written as `SELECT column1 AS a, ... FROM (VALUES ...)`, the spelling both engines accept.
-    Values are pre-rendered SQL literals produced by this module (never user input).
-    """
+def _values(columns: list[str], rows: list[tuple[str, ...]]) -> sa.TextualSelect:
+    """Literal rows as `SELECT column1 AS a, ... FROM (VALUES ...)`, the spelling SQLite and PostgreSQL
+    both accept. Values are pre-rendered SQL literals produced by this module (never user input)."""
     body = ", ".join("(" + ", ".join(r) + ")" for r in rows)
     select_list = ", ".join(f"column{i + 1} AS {c}" for i, c in enumerate(columns))
-    text = sa.text(f"SELECT {select_list} FROM (VALUES {body}) AS v")
-    return text.columns(*(sa.column(c) for c in columns)).subquery(name)
+    return sa.text(f"SELECT {select_list} FROM (VALUES {body}) AS v").columns(*(sa.column(c) for c in columns))
+
+
+def values_subquery(name: str, columns: list[str], rows: list[tuple[str, ...]]) -> sa.Subquery:
+    """A relation of literal rows usable in FROM/JOIN on SQLite and PostgreSQL alike."""
+    return _values(columns, rows).subquery(name)
 
 
 PERIOD_COLUMNS = ["period_start", "lo", "hi", "lo_next", "hi_next", "lo_date", "hi_date"]
@@ -180,9 +185,81 @@ def partition_key(period: Period) -> str:
     return period.start.strftime("%Y-%m-%d-%H:%M") if period.grain == "hour" else period.key
 
 
-def in_period(t: sa.Table, column: str, p: sa.Subquery) -> sa.ColumnElement:
-    """`period_start <= ts < period_end` for a source table's time column (DATE columns by local date)."""
+BUCKET_MINUTES = (60, 15, 1)
+NEVER = dt.datetime(1900, 1, 1)  # a bucket no source row falls in
+
+
+def bucket_minutes(periods: list[Period]) -> int:
+    """The longest UTC step (an hour, 15 minutes, a minute) that every period bound falls on."""
+    bounds = [t for p in periods for t in (p.start_utc, p.end_utc)]
+    for minutes in BUCKET_MINUTES:
+        if all(t.second == 0 and t.microsecond == 0 and t.minute % minutes == 0 for t in bounds):
+            return minutes
+    raise ValueError("period bounds that are not whole UTC minutes")
+
+
+class TableFirstJoin(sa.sql.selectable.Join):
+    """A join whose left side (the source table) SQLite must read first, once, looking each row's
+    bucket up in the map: written `CROSS JOIN`, which SQLite takes as that order. Left to itself it
+    may loop over the map and search the table through an automatic index on another equality
+    (e.g. `event_name`), once per bucket: periods x rows again."""
+
+    inherit_cache = True
+
+
+@compiles(TableFirstJoin, "sqlite")
+def _table_first_join_sqlite(join, compiler, **kw):
+    sql = compiler.visit_join(join, **kw)
+    i = sql.index(" JOIN ")  # the left side is a table or an alias: this is the join's own keyword
+    return f"{sql[:i]} CROSS JOIN {sql[i + len(' JOIN '):]}"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A source table's rows placed in periods: `map` (bucket, period_start, extra columns...) is
+    joined to the table by one equality in `joined`; `window` restricts the table to the periods'
+    whole span with one range predicate. A row in several periods (overlapping pairs) is joined once
+    per period."""
+
+    map: sa.CTE
+    joined: sa.Join
+    window: sa.ColumnElement
+
+
+def place(t: sa.Table | sa.Alias, column: str, periods: list[Period], dialect: str, name: str = "p",
+          extra: dict[str, list[str]] | None = None) -> Placement:
+    """Rows of `t` whose `column` is in one of `periods`: `period_start <= ts < period_end`, in UTC for
+    timestamps, by local calendar date for DATE columns. `extra` adds columns of pre-rendered
+    literals, one per period; `name` names the map (unique within a statement)."""
+    if not periods:
+        raise ValueError("no periods to compute")
     table = t.element if isinstance(t, sa.Alias) else t
+    col = t.c[column]
+    extra = extra or {}
+    rows: list[tuple[str, ...]] = []
     if TABLES[table.name].column(column).kind == "date":
-        return sa.and_(t.c[column] >= p.c.lo_date, t.c[column] < p.c.hi_date)
-    return sa.and_(t.c[column] >= p.c.lo, t.c[column] < p.c.hi)
+        for i, p in enumerate(periods):
+            days = (p.end.date() - p.start.date()).days
+            rows += [(date_literal(p.start.date() + dt.timedelta(days=d), dialect), f"'{p.key}'",
+                      *(values[i] for values in extra.values())) for d in range(days)]
+        key = col
+        lo, hi = (date_literal(d, dialect) for d in (min(p.start for p in periods).date(),
+                                                      max(p.end for p in periods).date()))
+    else:
+        minutes = bucket_minutes(periods)
+        step = dt.timedelta(minutes=minutes)
+        for i, p in enumerate(periods):
+            t0 = p.start_utc
+            while t0 < p.end_utc:
+                rows.append((bucket_literal(t0, minutes, dialect), f"'{p.key}'",
+                             *(values[i] for values in extra.values())))
+                t0 += step
+        key = utc_bucket(col, minutes)
+        lo, hi = (timestamp_literal(x, dialect) for x in (min(p.start_utc for p in periods),
+                                                          max(p.end_utc for p in periods)))
+    if not rows:  # only empty periods (a local hour skipped by DST): a typed row that matches nothing
+        rows.append((bucket_literal(NEVER, 60, dialect), f"'{periods[0].key}'",
+                     *(values[0] for values in extra.values())))
+    m = _values(["bucket", "period_start", *extra], rows).cte(name)
+    window = sa.and_(col >= sa.literal_column(lo), col < sa.literal_column(hi))
+    return Placement(m, TableFirstJoin(t, m, m.c.bucket == key), window)

@@ -33,6 +33,17 @@ def timestamp_literal(instant: dt.datetime, dialect: str) -> str:
     return f"'{bound_text(instant)}'"
 
 
+def naive_utc(value: dt.datetime | str) -> dt.datetime:
+    """A timestamp read back from a source, as a naive UTC datetime: the one place they are normalised.
+
+    SQLite gives text, PostgreSQL a naive datetime for `timestamp without time zone` and an aware one
+    for `timestamp with time zone` (in UTC, as source sessions run in UTC; converted anyway).
+    """
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
 def date_literal(day: dt.date, dialect: str) -> str:
     return f"DATE '{day.isoformat()}'" if dialect == "postgresql" else f"'{day.isoformat()}'"
 
@@ -85,3 +96,46 @@ def _ts_norm_sqlite(element, compiler, **kw):
 def duration_micros(end: ColumnElement, start: ColumnElement) -> ColumnElement:
     """Exact microseconds between two timestamp columns."""
     return epoch_micros(end) - epoch_micros(start)
+
+
+class utc_bucket(FunctionElement):
+    """The start of the UTC `minutes`-long step (60, 15 or 1) holding a timestamp, as a key that
+    `bucket_literal` spells alike: SQLite text 'YYYY-MM-DD HH[:MM]', PostgreSQL a timestamp.
+
+    Exact for both SQLite spellings (the fraction is never read) and, on PostgreSQL, for
+    `timestamp with time zone` columns in a UTC session (resources.engines).
+    """
+
+    type = sa.Text()
+    inherit_cache = True
+
+    def __init__(self, column, minutes: int):
+        super().__init__(column, sa.literal_column(str(int(minutes))))  # a clause: part of the cache key
+
+
+def _bucket_parts(element, compiler, **kw) -> tuple[str, int]:
+    col, minutes = list(element.clauses)
+    return compiler.process(col, **kw), int(minutes.name)
+
+
+@compiles(utc_bucket)
+def _utc_bucket_pg(element, compiler, **kw):
+    c, m = _bucket_parts(element, compiler, **kw)
+    if m == 60:
+        return f"date_trunc('hour', {c})"
+    return f"date_bin(INTERVAL '{m} minutes', {c}, TIMESTAMP '2000-01-01')"
+
+
+@compiles(utc_bucket, "sqlite")
+def _utc_bucket_sqlite(element, compiler, **kw):
+    c, m = _bucket_parts(element, compiler, **kw)
+    if m == 60:
+        return f"substr({c}, 1, 13)"
+    return f"(substr({c}, 1, 14) || printf('%02d', CAST(substr({c}, 15, 2) AS INTEGER) / {m} * {m}))"
+
+
+def bucket_literal(instant: dt.datetime, minutes: int, dialect: str) -> str:
+    """SQL literal of the `utc_bucket` key of a naive UTC instant that starts a step."""
+    if dialect == "postgresql":
+        return timestamp_literal(instant, dialect)
+    return f"'{instant:%Y-%m-%d %H}'" if minutes == 60 else f"'{instant:%Y-%m-%d %H:%M}'"

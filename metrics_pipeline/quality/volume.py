@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from metrics_pipeline.contract import SourceTable
-from metrics_pipeline.metrics.periods import Period, in_period, periods_subquery, with_history
+from metrics_pipeline.metrics.periods import Period, place, with_history
 
 HISTORY = 7
 MIN_ROWS = 10
@@ -37,10 +37,9 @@ class Gap:
 def _counts(conn: sa.Connection, table: SourceTable, periods: list[Period], columns: list[str]) -> dict:
     """Rows per period and combination of `columns`' values: {(period, value, ...): rows}, one scan."""
     t = table.sa_table()
-    p = periods_subquery(periods, conn.dialect.name)
-    keys = [p.c.period_start, *(t.c[c] for c in columns)]
-    q = (sa.select(*keys, sa.func.count()).select_from(p.join(t, in_period(t, table.time_column, p)))
-         .group_by(*keys))
+    placed = place(t, table.time_column, periods, conn.dialect.name)
+    keys = [placed.map.c.period_start, *(t.c[c] for c in columns)]
+    q = sa.select(*keys, sa.func.count()).select_from(placed.joined).where(placed.window).group_by(*keys)
     return {tuple(str(v) for v in row[:-1]): int(row[-1]) for row in conn.execute(q)}
 
 

@@ -23,6 +23,8 @@ def sqlite_path(url: str) -> Path | None:
     return Path(u.database)
 
 
+UTC_SESSION = "-c TimeZone=UTC"  # PostgreSQL session option: see utc_session_args
+
 _ENGINES: dict[tuple[str, bool], sa.Engine] = {}
 
 
@@ -61,6 +63,19 @@ def _create(url: str, read_only: bool) -> sa.Engine:
         # per-user rows) in memory at once, so a run's memory grew with the source (benchmarks/results/fixes.md).
         # A cursor's query is planned for its first 10% of rows (cursor_tuple_fraction 0.1): nested loops
         # that took a year of monthly MRR from 1 s to 90 s. Every row is read, so plan for all of them.
-        connect_args["options"] = "-c default_transaction_read_only=on -c cursor_tuple_fraction=1.0"
+        connect_args["options"] = (f"{UTC_SESSION} -c default_transaction_read_only=on"
+                                   " -c cursor_tuple_fraction=1.0")
         options["stream_results"] = True
     return sa.create_engine(u, pool_pre_ping=True, connect_args=connect_args, execution_options=options)
+
+
+def utc_session_args(url: str) -> dict:
+    """DBAPI connect arguments that run a source session in UTC (also given to Great Expectations' engine).
+
+    On PostgreSQL the session's `TimeZone` is UTC whatever the server's: a `timestamp with time zone`
+    column then compares with the naive UTC bounds, truncates to hours and reads back in UTC, so it
+    gives the same numbers as `timestamp without time zone` (SOURCES.md). Other engines: nothing.
+    """
+    if sa.engine.make_url(url).get_backend_name() != "postgresql":
+        return {}
+    return {"options": UTC_SESSION}

@@ -27,11 +27,12 @@ PROGRESS_STEPS = 10  # progress lines over the simulated days
 
 
 def seed_sources(urls: dict[str, str], *, days: int = 120, end: dt.date | None = None,
-                 scale: float = 1.0, seed: int = 42,
+                 scale: float = 1.0, seed: int = 42, indexes: str = "contract",
                  progress: Callable[[str], None] = print) -> dict[str, int]:
     """Fill the four source databases (keys of urls: 'app','interactions','messaging','marketing',
     SQLAlchemy URLs) with `days` days of data ending on `end` (inclusive; default yesterday UTC).
-    Drops and recreates the contract tables (and their indexes from SourceTable.indexes) first.
+    Drops and recreates the contract tables first, then creates the secondary indexes of the set
+    `indexes` (SourceTable.index_set: `contract`, `time` or `none`, as a user's database may have).
     Returns row counts per table name."""
     missing = set(DATABASES) - set(urls)
     if missing:
@@ -53,7 +54,7 @@ def seed_sources(urls: dict[str, str], *, days: int = 120, end: dt.date | None =
             target.commit()
         progress("seed: indexing")
         with ThreadPoolExecutor(len(targets)) as pool:  # index builds run in SQL, outside the GIL
-            list(pool.map(_Target.index, targets))
+            list(pool.map(lambda target: target.index(indexes), targets))
     finally:
         for target in targets:
             target.close()
@@ -107,12 +108,12 @@ class _Target:
             self.raw.close()
             self.raw = None
 
-    def index(self) -> None:
-        """Create the contract's indexes and refresh the planner statistics."""
+    def index(self, kind: str) -> None:
+        """Create the indexes of the set `kind` and refresh the planner statistics."""
         with self.engine.begin() as conn:
             metadata = sa.MetaData()
             for t in self.tables:
-                for index in t.sa_indexes(t.sa_table(metadata)):
+                for index in t.sa_indexes(t.sa_table(metadata), kind):
                     index.create(conn)
                 conn.exec_driver_sql(f'ANALYZE "{t.name}"')
 
@@ -134,8 +135,8 @@ class _SqliteTarget(_Target):
         super().__init__(url, databases)
         sa.event.listen(self.engine, "connect", _sqlite_load_settings)
 
-    def index(self) -> None:
-        super().index()
+    def index(self, kind: str) -> None:
+        super().index(kind)
         with self.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # give the load's WAL space back
 

@@ -178,6 +178,7 @@ def _allow_null(conn: sa.Connection, table: SourceTable, column: str) -> None:
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"ALTER TABLE {table.name} ALTER COLUMN {column} DROP NOT NULL")
         return
+    had = sa.inspect(conn).get_indexes(table.name)  # SQLite drops them with the table: made again below
     loose = table.sa_table(sa.MetaData())
     loose.name = f"{table.name}_loose"
     loose.c[column].nullable = True
@@ -185,8 +186,9 @@ def _allow_null(conn: sa.Connection, table: SourceTable, column: str) -> None:
     conn.exec_driver_sql(f"INSERT INTO {loose.name} SELECT {', '.join(table.column_names)} FROM {table.name}")
     conn.exec_driver_sql(f"DROP TABLE {table.name}")
     conn.exec_driver_sql(f"ALTER TABLE {loose.name} RENAME TO {table.name}")
-    for index in table.sa_indexes(table.sa_table(sa.MetaData())):  # SQLite drops them with the table
-        index.create(conn)
+    kept = table.sa_table(sa.MetaData())
+    for index in had:
+        sa.Index(index["name"], *(kept.c[c] for c in index["column_names"]), unique=index["unique"]).create(conn)
 
 
 def _drop(conn: sa.Connection, table: SourceTable, p: Problem, now: dt.datetime) -> TableChange:
