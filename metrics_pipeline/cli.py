@@ -11,7 +11,7 @@ import time
 import warnings
 from collections.abc import Sequence
 
-from metrics_pipeline.alerts import SEVERITIES
+from metrics_pipeline.alerts import SEVERITIES, at_least
 from metrics_pipeline.contract import INDEX_SETS
 from metrics_pipeline.settings import ConfigError, data_dir, source_urls
 
@@ -117,7 +117,7 @@ def backfill(start: dt.date, end: dt.date, grains: Sequence[str], only: str | No
         ok = _run_lanes_side_by_side(plan, jobs)
     found = _alerts_since(started)
     print(_alert_summary(found))
-    failing = [a for a in found if fail_on and SEVERITIES.index(a["severity"]) >= SEVERITIES.index(fail_on)]
+    failing = [a for a in found if fail_on and at_least(a["severity"], fail_on)]
     if failing:
         print(f"--fail-on-alerts {fail_on}: {len(failing)} alert(s) at or above {fail_on}", flush=True)
     return ok and not failing
