@@ -17,8 +17,10 @@ server) and measures, on the same data:
   to 3 months (the same final days, so only the history differs);
 - peak RSS of the backfill at two source sizes 10x apart (same days, scale x1 and x10);
 - generator throughput (rows/s, generation only) and seeding throughput (generate + load + index);
-- with `--source-indexes contract,time,none`: the full backfill again on the same rows with each set
-  of source indexes (the contract's, the main timestamp and `updated_at`, primary keys only).
+- with `--source-indexes contract,time,none`: the backfills (full and short range) and the nightly
+  runs again on the same rows with each set of source indexes (the contract's, the main timestamp
+  and `updated_at`, primary keys only). With `--short-days` half of `--days`, the report gives the
+  growth of a backfill when its range doubles (2N days / N days; linear is 2).
 
 `--instance stock|batched|both` chooses the Dagster instance storage of the single-run backfills:
 the project's batched storage (the default, deploy/dagster-local.yaml or deploy/dagster.yaml) or
@@ -59,7 +61,10 @@ GRAINS = ("hour", "day", "week", "month")
 NIGHTLY_SHORT_DAYS = 92  # "3 months" of history before the measured night
 NIGHTLY_PREP_DAYS = 63  # daily partitions materialized before the night, so the anomaly checks have history
 TARGETS = {"single_vs_best_baseline": 1.5, "per_partition_vs_single": 20.0, "nightly_3y_vs_3m": 1.2,
-           "rss_10x_vs_1x": 1.2}
+           "rss_10x_vs_1x": 1.2, "double_range_vs_range": 2.2}
+# By source index set: the full backfill against the same with the contract's indexes, and a night
+# with 3 years of history against 3 months (none: every night scans the balances' tables; no target).
+INDEX_TARGETS = {"vs_contract": {"time": 1.2, "none": 1.5}, "nightly_3y_vs_3m": {"contract": 1.2, "time": 1.2}}
 # The same backfill on Dagster's stock instance storage against the batched one, by backend: PostgreSQL
 # is what a platform team or Dagster+ runs, SQLite local development only.
 STOCK_VS_BATCHED_TARGET = {"postgresql": 2.0, "sqlite": 3.0}
@@ -324,12 +329,14 @@ def set_source_indexes(ds: Dataset, kind: str) -> None:
     log(f"source indexes: {kind}")
 
 
-def by_source_indexes(ds: Dataset, start: dt.date, end: dt.date, kinds: list[str]) -> dict:
-    """The full backfill with each set of source indexes, one after the other (contract last restored)."""
+def by_source_indexes(ds: Dataset, ranges: dict[str, dt.date], end: dt.date, kinds: list[str]) -> dict:
+    """kind -> range name -> the backfill of that range with that set of source indexes, one after the
+    other (the contract's restored at the end)."""
     out = {}
     for kind in kinds:
         set_source_indexes(ds, kind)
-        out[kind] = backfill(ds, start, end, f"indexes_{kind}", f"backfill_indexes_{kind}")
+        out[kind] = {name: backfill(ds, first, end, f"{name}_indexes_{kind}", f"backfill_{name}_indexes_{kind}")
+                     for name, first in ranges.items()}
     set_source_indexes(ds, "contract")
     return out
 
@@ -480,16 +487,32 @@ def ratios(r: dict) -> dict:
             out["one_grain_at_a_time_vs_best_baseline"] = main["single_run_one_grain_at_a_time"]["seconds"] / best
     if "single_run_stock_instance" in main:
         out["stock_vs_batched_instance"] = main["single_run_stock_instance"]["seconds"] / main["single_run"]["seconds"]
+    if "short" in r["backfill"] and r["backfill"]["full"]["days"] == 2 * r["backfill"]["short"]["days"]:
+        out["double_range_vs_range"] = main["single_run"]["seconds"] / r["backfill"]["short"]["single_run"]["seconds"]
+    indexed = r.get("source_indexes", {})
+    for kind, b in indexed.items():
+        if "contract" in indexed and kind != "contract":
+            out[f"indexes_{kind}_vs_contract"] = b["full"]["seconds"] / indexed["contract"]["full"]["seconds"]
+        if "short" in b and "double_range_vs_range" in out and kind != "contract":
+            out[f"double_range_vs_range_indexes_{kind}"] = b["full"]["seconds"] / b["short"]["seconds"]
     if "nightly" in r:
         out["nightly_3y_vs_3m"] = r["nightly"]["3y"]["seconds"] / r["nightly"]["3m"]["seconds"]
+        for kind, n in r["nightly"].get("by_indexes", {}).items():
+            out[f"nightly_3y_vs_3m_indexes_{kind}"] = n["3y"]["seconds"] / n["3m"]["seconds"]
     if "rss" in r:
         out["rss_10x_vs_1x"] = r["rss"]["10x"]["peak_rss_mib"] / r["rss"]["1x"]["peak_rss_mib"]
     return {k: round(v, 3) for k, v in out.items()}
 
 
 def verdicts(rat: dict, backend: str) -> dict:
+    from metrics_pipeline.contract import INDEX_SETS
+
     out = {}
-    for name, limit in {**TARGETS, "stock_vs_batched_instance": STOCK_VS_BATCHED_TARGET[backend]}.items():
+    limits = {**TARGETS, "stock_vs_batched_instance": STOCK_VS_BATCHED_TARGET[backend],
+              **{f"indexes_{k}_vs_contract": v for k, v in INDEX_TARGETS["vs_contract"].items()},
+              **{f"nightly_3y_vs_3m_indexes_{k}": v for k, v in INDEX_TARGETS["nightly_3y_vs_3m"].items()},
+              **{f"double_range_vs_range_indexes_{k}": TARGETS["double_range_vs_range"] for k in INDEX_SETS}}
+    for name, limit in limits.items():
         if name not in rat:
             continue
         ok = rat[name] >= limit if name == "per_partition_vs_single" else rat[name] <= limit
@@ -532,18 +555,22 @@ def markdown(r: dict) -> str:
             by_grain = ", ".join(f"{g} {s:.1f}" for g, s in full[method]["grains"].items())
             lines.append(f"| {method.replace('_', ' ')}, by grain (s) | {by_grain} |")
     indexed = r.get("source_indexes", {})
-    for kind, b in indexed.items():
-        by_grain = ", ".join(f"{g} {s:.1f}" for g, s in b["grains"].items())
-        vs = f", {b['seconds'] / indexed['contract']['seconds']:.2f}x contract" if "contract" in indexed else ""
-        lines.append(f"| full backfill, source indexes `{kind}` (s) | {b['seconds']:.1f} ({by_grain}{vs}) |")
+    for kind, by_range in indexed.items():
+        for name, b in by_range.items():
+            by_grain = ", ".join(f"{g} {s:.1f}" for g, s in b["grains"].items())
+            vs = (f", {b['seconds'] / indexed['contract'][name]['seconds']:.2f}x contract"
+                  if "contract" in indexed and kind != "contract" else "")
+            lines.append(f"| {name} backfill ({r['backfill'][name]['days']} days), source indexes `{kind}` (s) | "
+                         f"{b['seconds']:.1f} ({by_grain}{vs}) |")
     if "floor" in full:
         floor_by_grain = ", ".join(f"{g} {full['floor'][g]:.1f}" for g in GRAINS)
         lines.append(f"| floor by grain (s) | {floor_by_grain} |")
     if "nightly" in r:
-        for h in ("3m", "3y"):
-            n = r["nightly"][h]
-            lines.append(f"| nightly, {h} of history (s) | {n['seconds']:.1f} (hourly runs {n['hourly_runs_seconds']:.1f}"
-                         f", daily run {n['daily_run_seconds']:.1f}) |")
+        for kind, by_history in r["nightly"]["by_indexes"].items():
+            for h in ("3m", "3y"):
+                n = by_history[h]
+                lines.append(f"| nightly, {h} of history, source indexes `{kind}` (s) | {n['seconds']:.1f} "
+                             f"(hourly runs {n['hourly_runs_seconds']:.1f}, daily run {n['daily_run_seconds']:.1f}) |")
     if "rss" in r:
         for k in ("1x", "10x"):
             x = r["rss"][k]
@@ -611,6 +638,11 @@ def main(argv=None) -> int:
                          "contract, time (main timestamp and updated_at), none (primary keys only)")
     args = ap.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
+    from metrics_pipeline.contract import INDEX_SETS
+
+    kinds = [k for k in args.source_indexes.split(",") if k]
+    if not kinds or set(kinds) - set(INDEX_SETS):
+        ap.error(f"--source-indexes: expected a comma-separated list of {', '.join(INDEX_SETS)}; got {args.source_indexes!r}")
     history_scale = args.history_scale or args.scale / 5
     backend = "postgresql" if args.postgres else "sqlite"
     label = args.label or f"{backend}-scale{args.scale:g}-{args.days}d"
@@ -658,9 +690,11 @@ def main(argv=None) -> int:
             if name == "full" and "baselines" not in skip:
                 b["per_partition"] = per_partition(main_ds, first, end, name)
             r["backfill"][name] = b
-        kinds = [k for k in args.source_indexes.split(",") if k]
-        if kinds != ["contract"]:
-            r["source_indexes"] = by_source_indexes(main_ds, start, end, kinds)
+        if kinds != ["contract"]:  # the contract's are what the backfills above ran with
+            r["source_indexes"] = by_source_indexes(main_ds, ranges, end, [k for k in kinds if k != "contract"])
+            if "contract" in kinds:
+                r["source_indexes"] = {"contract": {name: r["backfill"][name]["single_run"] for name in ranges},
+                                       **r["source_indexes"]}
         if "short" in r["backfill"] and "per_partition" in r["backfill"]["full"]:  # same per-run costs, fewer partitions
             full_pp = r["backfill"]["full"]["per_partition"]
             first = ranges["short"]
@@ -686,12 +720,19 @@ def main(argv=None) -> int:
             prep = [("day", partition_keys("day", prep_first, night - dt.timedelta(days=1)))]
             log(f"nightly: materializing {NIGHTLY_PREP_DAYS} days before {night} for the checks' history")
             dagster_runs(ds, "nightly", prep, "nightly_prep")
-            r["nightly"] = {"night": night.isoformat(), "scale": history_scale}
-            r["nightly"]["3y"] = {"history_days": args.history_days, **nightly(ds, night, "nightly", "nightly_3y", args.repeat)}
+            r["nightly"] = {"night": night.isoformat(), "scale": history_scale, "by_indexes": {k: {} for k in kinds}}
             cut = night - dt.timedelta(days=NIGHTLY_SHORT_DAYS - 1)
-            r["nightly"]["rows_deleted"] = sum(cut_history(ds, cut).values())
-            r["nightly"]["3m"] = {"history_days": NIGHTLY_SHORT_DAYS, **nightly(ds, night, "nightly", "nightly_3m", args.repeat)}
-            log(f"nightly 3y {r['nightly']['3y']['seconds']} s, 3m {r['nightly']['3m']['seconds']} s")
+            for history, days in (("3y", args.history_days), ("3m", NIGHTLY_SHORT_DAYS)):
+                if history == "3m":
+                    r["nightly"]["rows_deleted"] = sum(cut_history(ds, cut).values())
+                for kind in kinds:
+                    if kinds != ["contract"]:
+                        set_source_indexes(ds, kind)
+                    r["nightly"]["by_indexes"][kind][history] = {
+                        "history_days": days, **nightly(ds, night, "nightly", f"nightly_{history}_{kind}", args.repeat)}
+                    log(f"nightly {history}, source indexes {kind}: "
+                        f"{r['nightly']['by_indexes'][kind][history]['seconds']} s")
+            r["nightly"].update(r["nightly"]["by_indexes"][kinds[0]])  # "3y", "3m": the first index set's
     finally:
         if pg is not None:
             from metrics_pipeline.resources.engines import dispose_engines

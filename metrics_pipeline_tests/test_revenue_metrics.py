@@ -254,6 +254,39 @@ def test_mrr_week_is_measured_at_the_week_boundaries(mrr_book, materialize):
         "net_mrr_churn_rate": (20 - 20) / 162.50})
 
 
+@pytest.mark.parametrize("grain, first, end, tz", [
+    ("day", "2026-02-01", "2026-03-03", "UTC"),
+    ("hour", "2026-02-09 20:00", "2026-02-10 04:00", "UTC"),           # u3's upgrade at 02-10 00:00
+    ("day", "2026-02-01", "2026-03-03", "Asia/Kolkata"),              # bounds on 18:30 UTC
+    ("week", "2026-01-26", "2026-03-09", "America/New_York"),
+])
+def test_mrr_of_a_range_equals_each_period_alone(mrr_book, grain, first, end, tz):
+    """A backfill carries each user's MRR from one period to the next (one read of the subscriptions
+    that change in the range); a nightly run computes its one period from the subscriptions alone.
+    Both must give the same rows, whatever falls on a period's bound (u3, u4 change plan at 00:00)."""
+    import datetime as dt
+
+    from metrics_pipeline.metrics.periods import periods_between
+    from metrics_pipeline.metrics.revenue import mrr_at, mrr_movements
+    from metrics_pipeline.resources import SourceDatabase
+
+    periods = periods_between(grain, dt.datetime.fromisoformat(first), dt.datetime.fromisoformat(end), tz)
+    with SourceDatabase(name="app", url=mrr_book.urls["app"]).connect(["subscriptions"]) as conn:
+        together = mrr_movements(conn, periods, dt.datetime(2027, 1, 1))
+        alone = [r for p in periods for r in mrr_movements(conn, [p], dt.datetime(2027, 1, 1))]
+        starts, ends = mrr_at(conn, periods, "start"), mrr_at(conn, periods, "end")
+    assert len(together) > len(periods) * 10
+    def by_key(rows):
+        return sorted(rows, key=lambda r: (r.metric, r.period_start, r.dimension, r.dimension_value))
+
+    assert by_key(together) == by_key(alone)
+    mrr = {r.period_start: r.value for r in together if r.metric == "mrr" and r.dimension == ""}
+    assert ends == mrr
+    assert [starts[p.key] for p in periods[1:]] == [ends[p.key] for p in periods[:-1]]
+    if grain == "day" and tz == "UTC":  # the hand-computed month: 102.50 at 02-01 00:00, 142.50 at 03-01 00:00
+        assert (starts["2026-02-01"], ends["2026-02-28"]) == (usd(102.50), usd(142.50))
+
+
 # ---------------------------------------------------------------------------------------------
 # empty periods and contract-breaking rows
 

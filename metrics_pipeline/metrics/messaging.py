@@ -11,7 +11,7 @@ import datetime as dt
 import sqlalchemy as sa
 
 from metrics_pipeline.metrics.engine import UNKNOWN, number, source_table, valid
-from metrics_pipeline.metrics.periods import Period, place
+from metrics_pipeline.metrics.periods import Period, consecutive_runs, place
 from metrics_pipeline.metrics.spec import (
     DAY_WEEK_MONTH, CustomMetrics, Domain, MetricDef, MetricRow, MetricSpec, count, distinct, total, value_row,
 )
@@ -99,7 +99,7 @@ def _balance(conn: sa.Connection, periods: list[Period], table: str, start: str,
     dim = dims[0] if dims else ""
     value = (sa.func.coalesce(sa.cast(t.c[dim], sa.Text), UNKNOWN) if dim else sa.literal("")).label("v")
     counts: dict[str, dict[str, int]] = {}  # period key -> dimension value -> alive rows at its end
-    for run in _consecutive_runs(periods):
+    for run in consecutive_runs(periods):
         if len(run) == 1:
             end = sa.literal_column(timestamp_literal(run[0].end_utc, dialect))
             counts[run[0].key] = {str(r.v): number(r.n) for r in conn.execute(_alive_query(t, start, stop, value, end))}
@@ -122,16 +122,6 @@ def _balance(conn: sa.Connection, periods: list[Period], table: str, start: str,
         if dim:
             rows += [value_row(metric, by_key[key], n, dim, v) for v, n in per_value.items() if n]
     return rows
-
-
-def _consecutive_runs(periods: list[Period]) -> list[list[Period]]:
-    runs: list[list[Period]] = []
-    for p in periods:
-        if runs and runs[-1][-1].end_utc == p.start_utc:
-            runs[-1].append(p)
-        else:
-            runs.append([p])
-    return runs
 
 
 def _alive_query(t: sa.Table, start: str, stop: str, value, end) -> sa.Select:

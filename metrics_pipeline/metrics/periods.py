@@ -119,6 +119,17 @@ def with_history(periods: list[Period], n: int) -> list[Period]:
     return periods_between(first.grain, shifted(first, -n).start, first.start, first.tz) + list(periods)
 
 
+def consecutive_runs(periods: list[Period]) -> list[list[Period]]:
+    """`periods` split where one does not start at the previous one's end (balances carry across a run)."""
+    runs: list[list[Period]] = []
+    for p in periods:
+        if runs and runs[-1][-1].end_utc == p.start_utc:
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return runs
+
+
 def _values(columns: list[str], rows: list[tuple[str, ...]]) -> sa.TextualSelect:
     """Literal rows as `SELECT column1 AS a, ... FROM (VALUES ...)`, the spelling SQLite and PostgreSQL
     both accept. Values are pre-rendered SQL literals produced by this module (never user input)."""
@@ -260,6 +271,6 @@ def place(t: sa.Table | sa.Alias, column: str, periods: list[Period], dialect: s
     if not rows:  # only empty periods (a local hour skipped by DST): a typed row that matches nothing
         rows.append((bucket_literal(NEVER, 60, dialect), f"'{periods[0].key}'",
                      *(values[0] for values in extra.values())))
-    m = _values(["bucket", "period_start", *extra], rows).cte(name)
+    m = _values(["bucket", "period_start", *extra], rows).cte(name).prefix_with("MATERIALIZED")
     window = sa.and_(col >= sa.literal_column(lo), col < sa.literal_column(hi))
     return Placement(m, TableFirstJoin(t, m, m.c.bucket == key), window)

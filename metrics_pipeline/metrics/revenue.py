@@ -7,16 +7,18 @@ an annual plan price_cents), so sums of annual plans' price/12 never round (edge
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
 from metrics_pipeline.metrics.engine import number, source_table, valid
-from metrics_pipeline.metrics.periods import Period, periods_subquery
+from metrics_pipeline.metrics.periods import Period, consecutive_runs, place, shifted
 from metrics_pipeline.metrics.spec import (
     DAY_WEEK_MONTH, CustomMetrics, Domain, Formula, MetricDef, MetricRow, MetricSpec, count,
     ratio_row, total, value_row,
 )
-from metrics_pipeline.metrics.sqltime import MICROSECOND, timestamp_literal, ts_norm
+from metrics_pipeline.metrics.sqltime import MICROSECOND, naive_utc, timestamp_literal, ts_norm
 
 UNITS_PER_USD = 1200
 
@@ -51,141 +53,194 @@ SPECS = (
 )
 
 
-def _paying_at(s: sa.Table, instant_next: sa.ColumnElement) -> sa.ColumnElement:
-    """Paying at t: started_at <= t, trial over (<= t), not ended (> t); t given as t + 1 µs."""
-    return sa.and_(
-        s.c.started_at < instant_next,
-        sa.or_(s.c.trial_ends_at.is_(None), s.c.trial_ends_at < instant_next),
-        sa.or_(s.c.ended_at.is_(None), s.c.ended_at >= instant_next),
-    )
-
-
 def _units(s: sa.Table) -> sa.ColumnElement:
     return sa.case((s.c.billing_interval == "month", s.c.price_cents * 12), else_=s.c.price_cents)
 
 
-def _first_paid(s: sa.Table, users: sa.Select | None = None) -> sa.Subquery:
-    """Per user (of `users`, default all), the first instant they paid anything (a priced
-    subscription past its trial)."""
-    paying_from = sa.case(
+def _paying_from(s: sa.Table) -> sa.ColumnElement:
+    """The instant a subscription starts paying: its trial's end when that is after its start."""
+    return sa.case(
         (sa.and_(s.c.trial_ends_at.is_not(None), ts_norm(s.c.trial_ends_at) > ts_norm(s.c.started_at)),
          ts_norm(s.c.trial_ends_at)),
         else_=ts_norm(s.c.started_at),
     )
-    nonempty = sa.or_(s.c.ended_at.is_(None), ts_norm(s.c.ended_at) > paying_from)
-    q = sa.select(s.c.user_id, sa.func.min(paying_from).label("first_paid")).where(valid(s), s.c.price_cents > 0, nonempty)
-    if users is not None:
-        q = q.where(s.c.user_id.in_(users))
-    return q.group_by(s.c.user_id).subquery("f")
 
 
-def _live_subscriptions(periods: list[Period], dialect: str) -> sa.CTE:
-    """The valid subscriptions that overlap [first start, last end] of `periods`, materialized once.
+def _pays_at_all(s: sa.Table) -> sa.ColumnElement:
+    """Paying at some instant: [paying_from, ended_at) is not empty."""
+    return sa.or_(s.c.ended_at.is_(None), ts_norm(s.c.ended_at) > _paying_from(s))
 
-    Started before the last end and not ended before the first start: an index range on `ended_at`
-    (NULL or late) rather than every subscription ever started, so a nightly run reads the
-    subscriptions alive around its day, not the whole history.
+
+def _first_paid(s: sa.Table, users: sa.Select) -> sa.Select:
+    """(user_id, first_paid): for each user of `users`, the first instant they paid anything (a priced
+    subscription past its trial)."""
+    return (sa.select(s.c.user_id, sa.func.min(_paying_from(s)).label("first_paid"))
+            .where(valid(s), s.c.price_cents > 0, _pays_at_all(s), s.c.user_id.in_(users))
+            .group_by(s.c.user_id))
+
+
+def _paying_at_query(instant: dt.datetime, dialect: str) -> sa.Select:
+    """(user_id, plan, units): MRR units of each user and plan paying at `instant` (METRICS.md: started
+    at or before it, trial over at or before it, not ended at or before it).
+
+    Two branches, each an index range on `ended_at` when there is one (still running, or ending
+    after the instant), so subscriptions that ended long ago are not visited.
     """
     s = source_table("subscriptions")
-    lo_next = sa.literal_column(timestamp_literal(periods[0].start_utc + MICROSECOND, dialect))
-    hi_next = sa.literal_column(timestamp_literal(periods[-1].end_utc + MICROSECOND, dialect))
-    columns = (s.c.user_id, s.c.plan, s.c.price_cents, s.c.billing_interval, s.c.started_at, s.c.trial_ends_at,
-               s.c.ended_at)
-    # two branches, each an index range on ended_at (one OR would let SQLite scan started_at instead)
-    running = sa.select(*columns).where(s.c.ended_at.is_(None), s.c.started_at < hi_next, valid(s))
-    ended = sa.select(*columns).where(s.c.ended_at >= lo_next, s.c.started_at < hi_next, valid(s))
-    return sa.union_all(running, ended).cte("live").prefix_with("MATERIALIZED")
+    after = sa.literal_column(timestamp_literal(instant + MICROSECOND, dialect))  # `<= t` is `< t + 1µs`
+    paying = sa.and_(s.c.started_at < after, sa.or_(s.c.trial_ends_at.is_(None), s.c.trial_ends_at < after),
+                     valid(s))
+    branches = [sa.select(s.c.user_id, s.c.plan, _units(s).label("units")).where(running, paying)
+                for running in (s.c.ended_at.is_(None), s.c.ended_at >= after)]
+    u = sa.union_all(*branches).subquery("paying")
+    return sa.select(u.c.user_id, u.c.plan, sa.func.sum(u.c.units).label("units")).group_by(u.c.user_id, u.c.plan)
 
 
-def _user_plan_mrr(p: sa.Subquery, live: sa.CTE) -> sa.Subquery:
-    """Per period, user and plan: MRR units paying at the period's start and at its end."""
-    s = live
-    units = _units(s)
-    return (
-        sa.select(
-            p.c.period_start, s.c.user_id, s.c.plan,
-            sa.func.sum(sa.case((_paying_at(s, p.c.lo_next), units), else_=0)).label("s"),
-            sa.func.sum(sa.case((_paying_at(s, p.c.hi_next), units), else_=0)).label("e"),
-        )
-        .select_from(p.join(s, sa.and_(
-            s.c.started_at < p.c.hi_next, sa.or_(s.c.ended_at.is_(None), s.c.ended_at >= p.c.lo_next))))
-        .group_by(p.c.period_start, s.c.user_id, s.c.plan)
-        .subquery("up")
+def _changes_query(run: list[Period], dialect: str) -> sa.CompoundSelect:
+    """(k, user_id, plan, d): MRR units each user and plan gains (starts paying) or loses (stops) at an
+    instant in (start, end] of period k, for the consecutive periods of `run`.
+
+    A subscription adds its units at its paying start and removes them at `ended_at` (when it paid
+    at all). Each event is placed by its UTC bucket (`periods.place`) over the run and the period
+    after it; an event exactly on a period's start belongs to the period that ends there, since MRR
+    "at the end" includes that instant.
+    """
+    s = source_table("subscriptions")
+    places = [*run, shifted(run[-1], 1)]
+    extra = {"prev": [f"'{q.key}'" for q in [run[0], *run]],
+             "lo_next": [timestamp_literal(q.start_utc + MICROSECOND, dialect) for q in places]}
+    after_first = sa.literal_column(timestamp_literal(run[0].start_utc + MICROSECOND, dialect))
+    after_last = sa.literal_column(timestamp_literal(run[-1].end_utc + MICROSECOND, dialect))
+    trial_after_start = sa.and_(s.c.trial_ends_at.is_not(None), ts_norm(s.c.trial_ends_at) > ts_norm(s.c.started_at))
+
+    def events(column: str, when: sa.ColumnElement, units: sa.ColumnElement) -> sa.Select:
+        placed = place(s, column, places, dialect, f"at_{column}", extra)
+        col, m = s.c[column], placed.map.c
+        period = sa.case((col < m.lo_next, m.prev), else_=m.period_start)
+        return (sa.select(period.label("k"), s.c.user_id, s.c.plan, units.label("d"))
+                .select_from(placed.joined)
+                .where(col >= after_first, col < after_last, valid(s), when))  # (start, end], not the map's window
+
+    return sa.union_all(
+        events("started_at", sa.and_(sa.not_(trial_after_start), _pays_at_all(s)), _units(s)),
+        events("trial_ends_at", sa.and_(trial_after_start, _pays_at_all(s)), _units(s)),
+        events("ended_at", _pays_at_all(s), -_units(s)),
     )
+
+
+@dataclass
+class _Ledger:
+    """MRR units per user and plan, moved forward one period at a time."""
+
+    units: dict = field(default_factory=lambda: defaultdict(Counter))  # user -> plan -> units
+    plan_mrr: Counter = field(default_factory=Counter)
+    plan_subscribers: Counter = field(default_factory=Counter)  # (user, plan) pairs with units > 0
+    paying_users: int = 0
+
+    @property
+    def mrr(self) -> int:
+        return sum(self.plan_mrr.values())
+
+    def user_total(self, user) -> int:
+        return sum(self.units[user].values()) if user in self.units else 0
+
+    def add(self, user, plan, units: int) -> None:
+        if not units:
+            return
+        before_user, before = self.user_total(user), self.units[user][plan]
+        after = before + units
+        self.units[user][plan] = after
+        self.plan_mrr[plan] += units
+        self.plan_subscribers[plan] += (after > 0) - (before > 0)
+        self.paying_users += (before_user + units > 0) - (before_user > 0)
+
+
+def _ledgers(conn: sa.Connection, periods: list[Period]):
+    """Per run of consecutive periods: the ledger at the run's start, then (period, changes by user)
+    for each period, the ledger not yet moved past it. Two statements per run, each reading the
+    subscriptions once: the cost grows with the subscriptions alive at the start and those that
+    changed in the run, never with periods x subscriptions."""
+    dialect = conn.dialect.name
+    for run in consecutive_runs(periods):
+        ledger = _Ledger()
+        for r in conn.execute(_paying_at_query(run[0].start_utc, dialect)):
+            ledger.add(r.user_id, str(r.plan), number(r.units))
+        changes: dict[str, dict] = defaultdict(lambda: defaultdict(list))  # period key -> user -> [(plan, d)]
+        for r in conn.execute(_changes_query(run, dialect)):
+            changes[str(r.k)][r.user_id].append((str(r.plan), number(r.d)))
+        yield ledger, [(period, changes.get(period.key, {})) for period in run]
 
 
 MOVEMENTS = ("mrr_new", "mrr_reactivation", "mrr_expansion", "mrr_contraction", "mrr_churned")
 
 
 def mrr_movements(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) -> list[MetricRow]:
-    """MRR, subscribers, movements and churn rates, comparing each user's MRR at start and at end."""
-    p = periods_subquery(periods, conn.dialect.name)
-    live = _live_subscriptions(periods, conn.dialect.name)
-    up = _user_plan_mrr(p, live)
-    u = (sa.select(up.c.period_start, up.c.user_id, sa.func.sum(up.c.s).label("s"), sa.func.sum(up.c.e).label("e"))
-         .group_by(up.c.period_start, up.c.user_id).subquery("u"))
-    f = _first_paid(source_table("subscriptions"), sa.select(live.c.user_id))
-    s, e = u.c.s, u.c.e
-    returning = f.c.first_paid < p.c.lo  # paid at some instant before start
+    """MRR, subscribers, movements and churn rates, comparing each user's MRR at start and at end.
 
-    def when(cond, then):
-        return sa.func.coalesce(sa.func.sum(sa.case((cond, then), else_=0)), 0)
-
-    q = (
-        sa.select(
-            u.c.period_start,
-            when(sa.true(), s).label("mrr_start"),
-            when(sa.true(), e).label("mrr"),
-            when(sa.and_(s == 0, e > 0, sa.or_(f.c.first_paid.is_(None), sa.not_(returning))), e).label("mrr_new"),
-            when(sa.and_(s == 0, e > 0, returning), e).label("mrr_reactivation"),
-            when(sa.and_(e > s, s > 0), e - s).label("mrr_expansion"),
-            when(sa.and_(s > e, e > 0), s - e).label("mrr_contraction"),
-            when(sa.and_(s > 0, e == 0), s).label("mrr_churned"),
-            when(s > 0, 1).label("customers_start"),
-            when(sa.and_(s > 0, e == 0), 1).label("customers_churned"),
-            when(e > 0, 1).label("active_subscribers"),
-        )
-        .select_from(u.join(p, p.c.period_start == u.c.period_start).outerjoin(f, f.c.user_id == u.c.user_id))
-        .group_by(u.c.period_start)
-    )
-    found = {str(r.period_start): {k: number(v) for k, v in r._mapping.items()} for r in conn.execute(q)}
-    by_plan = conn.execute(
-        sa.select(up.c.period_start, up.c.plan, sa.func.sum(up.c.e).label("mrr"),
-                  sa.func.sum(sa.case((up.c.e > 0, 1), else_=0)).label("subscribers"))
-        .group_by(up.c.period_start, up.c.plan)
-        .having(sa.func.sum(up.c.e) > 0)
-    ).all()
-    by_key = {period.key: period for period in periods}
+    Only users whose MRR changed in a period can move; their first paid instant (new or returning)
+    is read for those who had an arrival.
+    """
     rows: list[MetricRow] = []
-    for period in periods:
-        v = found.get(period.key, {})
-        units = {k: v.get(k, 0) for k in ("mrr_start", "mrr", *MOVEMENTS)}
-        usd = {k: x / UNITS_PER_USD for k, x in units.items()}
-        rows += [value_row(k, period, usd[k]) for k in ("mrr", *MOVEMENTS)]
-        rows.append(value_row("active_subscribers", period, v.get("active_subscribers", 0)))
-        rows.append(ratio_row("customer_churn_rate", period, v.get("customers_churned", 0), v.get("customers_start", 0)))
-        lost = units["mrr_churned"] + units["mrr_contraction"]
-        won = units["mrr_expansion"] + units["mrr_reactivation"]
-        start = usd["mrr_start"]
-        rows.append(ratio_row("gross_mrr_churn_rate", period, lost / UNITS_PER_USD, start))
-        rows.append(ratio_row("net_mrr_churn_rate", period, (lost - won) / UNITS_PER_USD, start))
-        rows.append(ratio_row("net_revenue_retention", period, (units["mrr_start"] - lost + won) / UNITS_PER_USD, start))
-    for r in by_plan:
-        period = by_key[str(r.period_start)]
-        rows.append(value_row("mrr", period, number(r.mrr) / UNITS_PER_USD, "plan", str(r.plan)))
-        rows.append(value_row("active_subscribers", period, number(r.subscribers), "plan", str(r.plan)))
+    s = source_table("subscriptions")
+    for ledger, steps in _ledgers(conn, periods):
+        arriving = {user for _, changes in steps for user, c in changes.items() if any(d > 0 for _, d in c)}
+        first_paid = {}
+        for chunk in _batches(sorted(arriving)):
+            first_paid |= {r.user_id: naive_utc(r.first_paid) for r in conn.execute(_first_paid(s, chunk))}
+        for period, changes in steps:
+            start, customers_start = ledger.mrr, ledger.paying_users
+            moved = Counter()
+            churned_customers = 0
+            for user, deltas in changes.items():
+                before = ledger.user_total(user)
+                for plan, d in deltas:
+                    ledger.add(user, plan, d)
+                after = ledger.user_total(user)
+                if before == 0 and after > 0:
+                    paid = first_paid.get(user)
+                    moved["mrr_reactivation" if paid is not None and paid < period.start_utc else "mrr_new"] += after
+                elif before > 0 and after == 0:
+                    moved["mrr_churned"] += before
+                    churned_customers += 1
+                elif after > before:
+                    moved["mrr_expansion"] += after - before
+                elif before > after:
+                    moved["mrr_contraction"] += before - after
+            end = ledger.mrr
+            rows += [value_row("mrr", period, end / UNITS_PER_USD)]
+            rows += [value_row(k, period, moved[k] / UNITS_PER_USD) for k in MOVEMENTS]
+            rows.append(value_row("active_subscribers", period, ledger.paying_users))
+            rows.append(ratio_row("customer_churn_rate", period, churned_customers, customers_start))
+            lost = moved["mrr_churned"] + moved["mrr_contraction"]
+            won = moved["mrr_expansion"] + moved["mrr_reactivation"]
+            start_usd = start / UNITS_PER_USD
+            rows.append(ratio_row("gross_mrr_churn_rate", period, lost / UNITS_PER_USD, start_usd))
+            rows.append(ratio_row("net_mrr_churn_rate", period, (lost - won) / UNITS_PER_USD, start_usd))
+            rows.append(ratio_row("net_revenue_retention", period, (start - lost + won) / UNITS_PER_USD, start_usd))
+            for plan in sorted(p for p, units in ledger.plan_mrr.items() if units > 0):
+                rows.append(value_row("mrr", period, ledger.plan_mrr[plan] / UNITS_PER_USD, "plan", plan))
+                rows.append(value_row("active_subscribers", period, ledger.plan_subscribers[plan], "plan", plan))
     return rows
 
 
+def _batches(users: list, size: int = 5000):
+    """`users` in lists short enough for one IN (...) on every engine (SQLite's variable limit)."""
+    return (users[i:i + size] for i in range(0, len(users), size))
+
+
 def mrr_at(conn: sa.Connection, periods: list[Period], at: str = "start") -> dict[str, float]:
-    """Total MRR (USD) at each period's start or end, straight from subscriptions (for checks)."""
-    p = periods_subquery(periods, conn.dialect.name)
-    s = _live_subscriptions(periods, conn.dialect.name)  # valid, and alive within the periods
-    instant = p.c.lo_next if at == "start" else p.c.hi_next
-    q = (sa.select(p.c.period_start, sa.func.coalesce(sa.func.sum(_units(s)), 0).label("units"))
-         .select_from(p.outerjoin(s, _paying_at(s, instant)))
-         .group_by(p.c.period_start))
-    return {str(r.period_start): number(r.units) / UNITS_PER_USD for r in conn.execute(q)}
+    """Total MRR (USD) at each period's start or end, from the subscriptions alone (for checks)."""
+    found = {}
+    for ledger, steps in _ledgers(conn, periods):
+        for period, changes in steps:
+            if at == "start":
+                found[period.key] = ledger.mrr / UNITS_PER_USD
+            for user, deltas in changes.items():
+                for plan, d in deltas:
+                    ledger.add(user, plan, d)
+            if at != "start":
+                found[period.key] = ledger.mrr / UNITS_PER_USD
+    return found
 
 
 def _difference(gross, fees, refunds):
