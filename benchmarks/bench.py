@@ -628,7 +628,8 @@ def main(argv=None) -> int:
                     help="scale of the nightly history data set (default: --scale / 5)")
     ap.add_argument("--rss-days", type=int, default=14, help="days of the two memory runs (default 14)")
     ap.add_argument("--repeat", type=int, default=2, help="repetitions of each nightly run (default 2)")
-    ap.add_argument("--skip", default="", help="comma-separated parts to skip: nightly, rss, short, baselines")
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip: nightly, rss, short, baselines, serial "
+                         "(PostgreSQL's one-grain-at-a-time backfill)")
     ap.add_argument("--instance", choices=(*INSTANCES, "both"), default="batched",
                     help="Dagster instance storage of the backfills: batched (default), stock, or both side by side")
     ap.add_argument("--label", default=None, help="name of the result files (default: backend-scale-days)")
@@ -683,7 +684,7 @@ def main(argv=None) -> int:
                 suffix = "" if instance == instances[0] else f"_{instance}"
                 b[f"single_run{suffix}_instance" if suffix else "single_run"] = backfill(
                     main_ds, first, end, f"{name}{suffix}", f"backfill_{name}{suffix}", instance=instance)
-            if args.postgres:  # the default there runs grains side by side; the same, one grain at a time
+            if args.postgres and "serial" not in skip:  # the default runs grains side by side; one at a time
                 b["single_run_one_grain_at_a_time"] = backfill(main_ds, first, end, f"{name}_serial",
                                                                f"backfill_{name}_serial", jobs=1,
                                                                instance=instances[0])

@@ -134,7 +134,7 @@ TABLES: dict[str, SourceTable] = {
              _ts("started_at"), _ts("trial_ends_at", nullable=True), _ts("canceled_at", nullable=True),
              _ts("ended_at", nullable=True), _ts("updated_at")),
             references=(("user_id", "users"),),
-            # ended_at: MRR reads only the subscriptions alive around its periods
+            # ended_at: MRR reads the subscriptions still paying at a run's start, and those that stop in it
             indexes=(("user_id",), ("started_at",), ("ended_at",), ("updated_at",)),
         ),
         SourceTable(

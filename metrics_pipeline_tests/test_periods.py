@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 
 from metrics_pipeline.metrics.periods import periods_between, periods_subquery, shifted
@@ -54,3 +55,33 @@ def test_sqlite_comparisons_treat_both_spellings_as_one_instant():
     assert at_or_before_end == 5  # `<= end` includes both spellings of the 6th's midnight
     assert same == 3
     assert micros == [0, 1_500_000, 0, 0, 1]
+
+
+@pytest.mark.parametrize("sources", ["sqlite", "sqlite-indexed"], indirect=True)
+def test_statements_cover_a_chunk_of_periods_only_where_an_index_serves_it(sources):
+    """SQLite computes hours a week per statement when the time columns are indexed, and the whole
+    range in one statement when not (each chunk would scan the table); both give the same rows."""
+    import datetime as dt
+
+    from metrics_pipeline.metrics.activity import ACTIVITY
+    from metrics_pipeline.metrics.engine import compute_domain, time_columns_indexed
+    from metrics_pipeline.metrics.periods import periods_between
+    from metrics_pipeline.resources import SourceDatabase
+
+    sources.insert("users", *({"id": f"u{i}", "created_at": f"2026-01-0{1 + i % 9} 0{i % 10}:30:00"} for i in range(12)))
+    sources.insert("user_sessions", *(
+        {"user_id": f"u{i % 5}", "started_at": f"2026-01-{5 + i % 9:02d} {i % 24:02d}:15:00",
+         "ended_at": f"2026-01-{5 + i % 9:02d} {i % 24:02d}:45:00.500000", "platform": ("ios", "android")[i % 2]}
+        for i in range(40)))
+    periods = periods_between("hour", dt.datetime(2026, 1, 4), dt.datetime(2026, 1, 16), "UTC")
+    with SourceDatabase(name="app", url=sources.urls["app"]).connect(ACTIVITY.tables_for("hour")) as conn:
+        indexed = time_columns_indexed(conn, ACTIVITY, "hour")
+        whole, weekly = (compute_domain(conn, ACTIVITY, "hour", periods, dt.datetime(2026, 2, 1), strategy=s)
+                         for s in ("whole", "week"))
+
+    def by_key(rows):
+        return sorted(rows, key=lambda r: (r.metric, r.period_start, r.dimension, r.dimension_value))
+
+    assert indexed == (sources.indexes == "contract")
+    assert len(whole) > len(periods) and by_key(whole) == by_key(weekly)
+    assert sum(r.value for r in whole if r.metric == "new_users" and r.dimension == "") == 6  # created 01-04 .. 01-09

@@ -128,6 +128,15 @@ def strategy_for(dialect: str, grain: str) -> str:
     return STRATEGIES.get((dialect, grain), "whole")
 
 
+def time_columns_indexed(conn: sa.Connection, domain: Domain, grain: str) -> bool:
+    """Whether every table `domain` reads at `grain` has an index led by its main time column.
+    Chunks pay only when each reads an index range: without one, every chunk would scan the whole
+    table (chunks x table, growing with the square of the range), so one statement is used."""
+    inspector = sa.inspect(conn)
+    return all((TABLES[t].time_column,) in {tuple(i["column_names"])[:1] for i in inspector.get_indexes(t)}
+               for t in domain.tables_for(grain))
+
+
 def chunks(periods: list[Period], strategy: str) -> list[list[Period]]:
     """`periods` cut into consecutive runs that fall in the same calendar day / ISO week / month."""
     if strategy == "whole" or len(periods) <= 1:
@@ -152,10 +161,14 @@ def compute_domain(
     """All rows of `domain`'s metrics at `grain` for `periods`, read from the source `conn`.
 
     `as_of` (naive UTC, default now) is the instant "now" for metrics that need one. `strategy`
-    (default: `strategy_for` the connection's dialect) sets how many periods one statement covers.
+    (default: `strategy_for` the connection's dialect, or "whole" when a table's time column has no
+    index: `time_columns_indexed`) sets how many periods one statement covers.
     """
     as_of = as_of or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    strategy = strategy or strategy_for(conn.dialect.name, grain)
+    if strategy is None:
+        strategy = strategy_for(conn.dialect.name, grain)
+        if strategy != "whole" and not time_columns_indexed(conn, domain, grain):
+            strategy = "whole"
     rows: list[MetricRow] = []
     for chunk in chunks(periods, strategy):
         rows.extend(_compute_chunk(conn, domain, grain, chunk, as_of))

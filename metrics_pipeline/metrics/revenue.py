@@ -1,7 +1,10 @@
 """Revenue metrics from the `app` database: payments, subscriptions, MRR and its movements.
 
 MRR is counted in exact integer units of 1/1200 USD (a monthly plan contributes price_cents x 12,
-an annual plan price_cents), so sums of annual plans' price/12 never round (edge rule 3).
+an annual plan price_cents), so sums of annual plans' price/12 never round (edge rule 3). MRR and
+its movements are kept per user and plan in a ledger that starts from the subscriptions paying at
+a run's first instant and moves period by period through the changes placed in the run: no query
+joins periods to subscriptions.
 """
 
 from __future__ import annotations
