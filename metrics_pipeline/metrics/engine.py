@@ -167,7 +167,7 @@ def compute_domain(
     as_of = as_of or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     if strategy is None:
         strategy = strategy_for(conn.dialect.name, grain)
-        if strategy != "whole" and not time_columns_indexed(conn, domain, grain):
+        if strategy != "whole" and len(periods) > 1 and not time_columns_indexed(conn, domain, grain):
             strategy = "whole"
     rows: list[MetricRow] = []
     for chunk in chunks(periods, strategy):
