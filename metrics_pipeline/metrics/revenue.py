@@ -60,13 +60,13 @@ def _units(s: sa.Table) -> sa.ColumnElement:
     return sa.case((s.c.billing_interval == "month", s.c.price_cents * 12), else_=s.c.price_cents)
 
 
+def _trial_after_start(s: sa.Table) -> sa.ColumnElement:
+    return sa.and_(s.c.trial_ends_at.is_not(None), ts_norm(s.c.trial_ends_at) > ts_norm(s.c.started_at))
+
+
 def _paying_from(s: sa.Table) -> sa.ColumnElement:
     """The instant a subscription starts paying: its trial's end when that is after its start."""
-    return sa.case(
-        (sa.and_(s.c.trial_ends_at.is_not(None), ts_norm(s.c.trial_ends_at) > ts_norm(s.c.started_at)),
-         ts_norm(s.c.trial_ends_at)),
-        else_=ts_norm(s.c.started_at),
-    )
+    return sa.case((_trial_after_start(s), ts_norm(s.c.trial_ends_at)), else_=ts_norm(s.c.started_at))
 
 
 def _pays_at_all(s: sa.Table) -> sa.ColumnElement:
@@ -74,7 +74,7 @@ def _pays_at_all(s: sa.Table) -> sa.ColumnElement:
     return sa.or_(s.c.ended_at.is_(None), ts_norm(s.c.ended_at) > _paying_from(s))
 
 
-def _first_paid(s: sa.Table, users: sa.Select) -> sa.Select:
+def _first_paid(s: sa.Table, users: list) -> sa.Select:
     """(user_id, first_paid): for each user of `users`, the first instant they paid anything (a priced
     subscription past its trial)."""
     return (sa.select(s.c.user_id, sa.func.min(_paying_from(s)).label("first_paid"))
@@ -114,7 +114,7 @@ def _changes_query(run: list[Period], dialect: str) -> sa.CompoundSelect:
              "lo_next": [timestamp_literal(q.start_utc + MICROSECOND, dialect) for q in places]}
     after_first = sa.literal_column(timestamp_literal(run[0].start_utc + MICROSECOND, dialect))
     after_last = sa.literal_column(timestamp_literal(run[-1].end_utc + MICROSECOND, dialect))
-    trial_after_start = sa.and_(s.c.trial_ends_at.is_not(None), ts_norm(s.c.trial_ends_at) > ts_norm(s.c.started_at))
+    trial_after_start = _trial_after_start(s)
 
     def events(column: str, when: sa.ColumnElement, units: sa.ColumnElement) -> sa.Select:
         placed = place(s, column, places, dialect, f"at_{column}", extra)
