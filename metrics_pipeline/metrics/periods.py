@@ -6,7 +6,7 @@ in periods the way every metric query does: one range predicate over the whole w
 an index on the column when there is one, a single scan when not) and an equality between the
 row's UTC hour (or 15-minute step, for zones with such offsets) and a small bucket -> period map,
 never a range join of periods against rows, whose cost would be periods x rows without an index.
-`periods_subquery` is the relation of period bounds that balances are measured at.
+`periods_subquery` is the relation of period bounds (the grouped expectation rules use it).
 """
 
 from __future__ import annotations

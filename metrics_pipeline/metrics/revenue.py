@@ -157,6 +157,13 @@ class _Ledger:
         self.plan_subscribers[plan] += (after > 0) - (before > 0)
         self.paying_users += (before_user + units > 0) - (before_user > 0)
 
+    def apply(self, user, deltas: list[tuple[str, int]]) -> tuple[int, int]:
+        """Add a user's (plan, units) changes of one period; the user's MRR units before and after."""
+        before = self.user_total(user)
+        for plan, d in deltas:
+            self.add(user, plan, d)
+        return before, self.user_total(user)
+
 
 def _ledgers(conn: sa.Connection, periods: list[Period]):
     """Per run of consecutive periods: the ledger at the run's start, then (period, changes by user)
@@ -195,10 +202,7 @@ def mrr_movements(conn: sa.Connection, periods: list[Period], as_of: dt.datetime
             moved = Counter()
             churned_customers = 0
             for user, deltas in changes.items():
-                before = ledger.user_total(user)
-                for plan, d in deltas:
-                    ledger.add(user, plan, d)
-                after = ledger.user_total(user)
+                before, after = ledger.apply(user, deltas)
                 if before == 0 and after > 0:
                     paid = first_paid.get(user)
                     moved["mrr_reactivation" if paid is not None and paid < period.start_utc else "mrr_new"] += after
@@ -239,8 +243,7 @@ def mrr_at(conn: sa.Connection, periods: list[Period], at: str = "start") -> dic
             if at == "start":
                 found[period.key] = ledger.mrr / UNITS_PER_USD
             for user, deltas in changes.items():
-                for plan, d in deltas:
-                    ledger.add(user, plan, d)
+                ledger.apply(user, deltas)
             if at != "start":
                 found[period.key] = ledger.mrr / UNITS_PER_USD
     return found
