@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from metrics_pipeline.metrics.periods import periods_between, periods_subquery, shifted
-from metrics_pipeline.metrics.sqltime import duration_micros, ts_norm
+from metrics_pipeline.metrics.sqltime import duration_micros, scanned, ts_norm
 
 
 def test_iso_weeks_start_on_monday_and_months_are_calendar_months():
@@ -56,6 +56,32 @@ def test_sqlite_comparisons_treat_both_spellings_as_one_instant():
     assert same == 3
     assert micros == [0, 1_500_000, 0, 0, 1]
 
+
+
+def test_a_bound_over_all_history_reads_the_table_in_order_and_keeps_other_indexes():
+    """`scanned(ts) < bound` selects the same rows as `ts < bound`, by a scan of the table instead of a
+    walk of the index on `ts`; an index on another column of the statement still serves it."""
+    engine = sa.create_engine("sqlite://")
+    t = sa.table("t", sa.column("ts"), sa.column("stop"))
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, ts DATETIME, stop DATETIME)")
+        conn.exec_driver_sql("CREATE INDEX ix_ts ON t (ts)")
+        conn.exec_driver_sql("INSERT INTO t (ts, stop) VALUES ('2026-01-05 00:00:00', NULL), "
+                             "('2026-01-05 23:59:59.999999', '2026-01-07 00:00:00'), ('2026-01-06 00:00:00', NULL)")
+        bound = sa.literal_column("'2026-01-06 00:00:00'")
+
+        def run(column):
+            q = sa.select(sa.func.count(t.c.stop) + sa.func.count()).select_from(t).where(column < bound)
+            sql = str(q.compile(conn, compile_kwargs={"literal_binds": True}))
+            return conn.execute(q).scalar_one(), " ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+
+        assert run(t.c.ts) == (3, "SEARCH t USING INDEX ix_ts (ts<?)")
+        assert run(scanned(t.c.ts)) == (3, "SCAN t")
+        conn.exec_driver_sql("CREATE INDEX ix_stop ON t (stop)")
+        q = sa.select(sa.func.count()).select_from(t).where(scanned(t.c.ts) < bound, t.c.stop.is_(None))
+        plan = " ".join(r[-1] for r in conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {q.compile(conn, compile_kwargs={'literal_binds': True})}"))
+        assert conn.execute(q).scalar_one() == 1 and "USING INDEX ix_stop" in plan
 
 @pytest.mark.parametrize("sources", ["sqlite", "sqlite-indexed"], indirect=True)
 def test_statements_cover_a_chunk_of_periods_only_where_an_index_serves_it(sources):

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from metrics_pipeline.metrics.engine import number, source_table, valid
 from metrics_pipeline.metrics.periods import Period, place, to_utc
 from metrics_pipeline.metrics.spec import MetricDef, MetricRow, ratio_row
-from metrics_pipeline.metrics.sqltime import MICROSECOND, epoch_micros, timestamp_literal
+from metrics_pipeline.metrics.sqltime import MICROSECOND, epoch_micros, scanned, timestamp_literal
 
 STEPS = ("app_open", "registration_start", "registration_complete", "first_session", "first_match",
          "first_message", "subscription_view", "subscription_purchase")
@@ -63,7 +63,7 @@ def _reached(conn: sa.Connection, days: list[Period]) -> dict[tuple[str, int], i
     start = sa.literal_column(timestamp_literal(min(d.start_utc for d in days), dialect))
     seen_before = (
         sa.select(earlier.c.actor_id).distinct()
-        .where(earlier.c.event_name == STEPS[0], earlier.c.event_time < start,
+        .where(earlier.c.event_name == STEPS[0], scanned(earlier.c.event_time) < start,
                earlier.c.actor_id.in_(sa.select(firsts.c.actor_id)), valid(earlier))
         .subquery("seen_before")
     )

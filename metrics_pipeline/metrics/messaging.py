@@ -15,7 +15,7 @@ from metrics_pipeline.metrics.periods import Period, consecutive_runs, place
 from metrics_pipeline.metrics.spec import (
     DAY_WEEK_MONTH, CustomMetrics, Domain, MetricDef, MetricRow, MetricSpec, count, distinct, total, value_row,
 )
-from metrics_pipeline.metrics.sqltime import duration_micros, timestamp_literal, ts_norm
+from metrics_pipeline.metrics.sqltime import duration_micros, scanned, timestamp_literal, ts_norm
 
 ACCOUNT = ("account_id",)
 
@@ -128,9 +128,10 @@ def _alive_query(t: sa.Table, start: str, stop: str, value, end) -> sa.Select:
     """(v, n): rows alive at the instant `end` (start before it, stop NULL or not before it) per value.
 
     Two branches, each an index range on `stop` when there is one (still NULL, or at/after the
-    end), so rows that stopped long ago are not visited; one scan of the table when there is none.
+    end), so rows that stopped long ago are not visited; one scan of the table in order when there
+    is none (`scanned`: never a walk of an index on `start` over all of history).
     """
-    branches = [sa.select(value).where(stopped, t.c[start] < end, valid(t))
+    branches = [sa.select(value).where(stopped, scanned(t.c[start]) < end, valid(t))
                 for stopped in (t.c[stop].is_(None), t.c[stop] >= end)]
     u = sa.union_all(*branches).subquery("alive")
     return sa.select(u.c.v, sa.func.count().label("n")).group_by(u.c.v)

@@ -21,7 +21,7 @@ from metrics_pipeline.metrics.spec import (
     DAY_WEEK_MONTH, CustomMetrics, Domain, Formula, MetricDef, MetricRow, MetricSpec, count,
     ratio_row, total, value_row,
 )
-from metrics_pipeline.metrics.sqltime import MICROSECOND, naive_utc, timestamp_literal, ts_norm
+from metrics_pipeline.metrics.sqltime import MICROSECOND, naive_utc, scanned, timestamp_literal, ts_norm
 
 UNITS_PER_USD = 1200
 
@@ -87,11 +87,12 @@ def _paying_at_query(instant: dt.datetime, dialect: str) -> sa.Select:
     at or before it, trial over at or before it, not ended at or before it).
 
     Two branches, each an index range on `ended_at` when there is one (still running, or ending
-    after the instant), so subscriptions that ended long ago are not visited.
+    after the instant), so subscriptions that ended long ago are not visited; one scan of the table
+    in order when there is none (`scanned`).
     """
     s = source_table("subscriptions")
     after = sa.literal_column(timestamp_literal(instant + MICROSECOND, dialect))  # `<= t` is `< t + 1µs`
-    paying = sa.and_(s.c.started_at < after, sa.or_(s.c.trial_ends_at.is_(None), s.c.trial_ends_at < after),
+    paying = sa.and_(scanned(s.c.started_at) < after, sa.or_(s.c.trial_ends_at.is_(None), s.c.trial_ends_at < after),
                      valid(s))
     branches = [sa.select(s.c.user_id, s.c.plan, _units(s).label("units")).where(running, paying)
                 for running in (s.c.ended_at.is_(None), s.c.ended_at >= after)]

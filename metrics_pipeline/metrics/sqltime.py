@@ -93,6 +93,33 @@ def _ts_norm_sqlite(element, compiler, **kw):
     return f"(substr({c}, 1, 19) || '.' || substr(substr({c}, 21) || '000000', 1, 6))"
 
 
+class scanned(FunctionElement):
+    """A timestamp column, compared as itself but never through an index on it (SQLite: unary `+`).
+
+    For a bound that keeps nearly all of a table ("everything before the run's start": balances at
+    a run's start, the funnel's earlier `app_open`s), SQLite would otherwise walk an index on the
+    column over all of history and fetch each row by its rowid; reading the table in order is 3-4x
+    faster (3 years of events: 4.6 s -> 1.4 s). Other indexes (on `ended_at`, or the funnel's
+    `(event_name, actor_id, event_time)`) still serve the statement. PostgreSQL estimates such a
+    range from its statistics and scans the table by itself: unchanged there.
+    """
+
+    type = sa.DateTime()
+    inherit_cache = True
+
+
+@compiles(scanned)
+def _scanned_pg(element, compiler, **kw):
+    (col,) = list(element.clauses)
+    return compiler.process(col, **kw)
+
+
+@compiles(scanned, "sqlite")
+def _scanned_sqlite(element, compiler, **kw):
+    (col,) = list(element.clauses)
+    return f"+{compiler.process(col, **kw)}"  # a no-op on the value that disqualifies the index
+
+
 def duration_micros(end: ColumnElement, start: ColumnElement) -> ColumnElement:
     """Exact microseconds between two timestamp columns."""
     return epoch_micros(end) - epoch_micros(start)
