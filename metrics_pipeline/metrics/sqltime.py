@@ -80,12 +80,6 @@ class ts_norm(FunctionElement):
     inherit_cache = True
 
 
-@compiles(ts_norm)
-def _ts_norm_pg(element, compiler, **kw):
-    (col,) = list(element.clauses)
-    return compiler.process(col, **kw)
-
-
 @compiles(ts_norm, "sqlite")
 def _ts_norm_sqlite(element, compiler, **kw):
     (col,) = list(element.clauses)
@@ -108,8 +102,10 @@ class scanned(FunctionElement):
     inherit_cache = True
 
 
+@compiles(ts_norm)
 @compiles(scanned)
-def _scanned_pg(element, compiler, **kw):
+def _the_column_itself(element, compiler, **kw):
+    """PostgreSQL compares timestamps exactly and picks its scans from statistics: nothing to add."""
     (col,) = list(element.clauses)
     return compiler.process(col, **kw)
 
