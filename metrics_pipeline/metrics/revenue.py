@@ -92,8 +92,8 @@ def _paying_at_query(instant: dt.datetime, dialect: str) -> sa.Select:
     """
     s = source_table("subscriptions")
     after = sa.literal_column(timestamp_literal(instant + MICROSECOND, dialect))  # `<= t` is `< t + 1µs`
-    paying = sa.and_(scanned(s.c.started_at) < after, sa.or_(s.c.trial_ends_at.is_(None), s.c.trial_ends_at < after),
-                     valid(s))
+    paying = sa.and_(scanned(s.c.started_at) < after,
+                     sa.or_(s.c.trial_ends_at.is_(None), s.c.trial_ends_at < after), valid(s))
     branches = [sa.select(s.c.user_id, s.c.plan, _units(s).label("units")).where(running, paying)
                 for running in (s.c.ended_at.is_(None), s.c.ended_at >= after)]
     u = sa.union_all(*branches).subquery("paying")
