@@ -3,8 +3,9 @@
 For each (source table, time column) the catalogue's `MetricSpec`s become ONE statement: a UNION
 ALL of the total and of one GROUP BY per breakdown, each reading the window's rows placed in their
 periods (`periods.place`: one range predicate, one equality join) and aggregating every measure
-of the group. Only aggregated rows come back,
-so memory depends on periods x dimension values, never on source rows.
+of the group; when every measure adds up, the total is summed from the first breakdown's rows
+instead of read again. Only aggregated rows come back, so memory depends on periods x dimension
+values, never on source rows.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 
 from metrics_pipeline.contract import TABLES
 from metrics_pipeline.metrics.periods import Period, floor_to_grain, place
-from metrics_pipeline.metrics.spec import Domain, Formula, MetricRow, MetricSpec, ratio_row, value_row
+from metrics_pipeline.metrics.spec import Domain, Formula, Measure, MetricRow, MetricSpec, ratio_row, value_row
 from metrics_pipeline.metrics.validity import valid_rows
 
 UNKNOWN = "unknown"  # a NULL dimension value (edge rule 2)
@@ -40,22 +41,35 @@ def valid(t: sa.Table | sa.Alias) -> sa.ColumnElement:
     return valid_rows(TABLES[table.name], t)
 
 
+def _dims(specs: list[MetricSpec]) -> list[str]:
+    return sorted({d for s in specs for d in s.dims})
+
+
+def _measures(specs: list[MetricSpec]) -> list[tuple[str, Measure]]:
+    """Each spec's measure as column n<i> and its denominator, if any, as d<i>."""
+    return [(f"{prefix}{i}", m) for i, s in enumerate(specs)
+            for prefix, m in (("n", s.measure), ("d", s.denominator)) if m is not None]
+
+
+def _totals_from_first_dim(specs: list[MetricSpec]) -> bool:
+    """Whether the total of every measure is the sum of its rows by the first breakdown: counts and
+    sums add up (every row has exactly one value of a breakdown, NULL read as 'unknown'), distinct
+    counts do not. Then the statement reads the window once less (events: 3 passes -> 2)."""
+    return bool(_dims(specs)) and all(m.agg in ("count", "sum") for _, m in _measures(specs))
+
+
 def _spec_query(specs: list[MetricSpec], periods: list[Period], dialect: str) -> sa.CompoundSelect:
     table = source_table(specs[0].table)
     placed = place(table, specs[0].time, periods, dialect)
     p = placed.map
-    measures = []
-    for i, s in enumerate(specs):
-        measures.append(s.measure.sql(table).label(f"n{i}"))
-        if s.denominator is not None:
-            measures.append(s.denominator.sql(table).label(f"d{i}"))
+    measures = [m.sql(table).label(name) for name, m in _measures(specs)]
     ok = sa.and_(placed.window, valid(table))
-    selects = [
+    selects = [] if _totals_from_first_dim(specs) else [
         sa.select(p.c.period_start, sa.literal("").label("dimension"),
                   sa.literal("").label("dimension_value"), *measures)
         .select_from(placed.joined).where(ok).group_by(p.c.period_start)
     ]
-    for dim in sorted({d for s in specs for d in s.dims}):
+    for dim in _dims(specs):
         value = sa.func.coalesce(sa.cast(table.c[dim], sa.Text), UNKNOWN)
         selects.append(
             sa.select(p.c.period_start, sa.literal(dim).label("dimension"),
@@ -67,8 +81,18 @@ def _spec_query(specs: list[MetricSpec], periods: list[Period], dialect: str) ->
 
 def _spec_rows(conn: sa.Connection, specs: list[MetricSpec], periods: list[Period]) -> list[MetricRow]:
     by_key = {p.key: p for p in periods}
+    results = [dict(r) for r in conn.execute(_spec_query(specs, periods, conn.dialect.name)).mappings()]
+    if _totals_from_first_dim(specs):
+        first = _dims(specs)[0]
+        totals: dict[str, dict] = {}
+        for r in (r for r in results if r["dimension"] == first):
+            total = totals.setdefault(str(r["period_start"]), {
+                "period_start": r["period_start"], "dimension": "", "dimension_value": ""})
+            for name, _ in _measures(specs):
+                total[name] = total.get(name, 0) + number(r[name])
+        results += totals.values()
     out = []
-    for r in conn.execute(_spec_query(specs, periods, conn.dialect.name)).mappings():
+    for r in results:
         period = by_key[str(r["period_start"])]
         dim, dim_value = r["dimension"], str(r["dimension_value"])
         for i, s in enumerate(specs):

@@ -69,7 +69,8 @@ def _reached(conn: sa.Connection, days: list[Period]) -> dict[tuple[str, int], i
     )
     first_day = sa.and_(firsts.c.actor_id == opens.c.actor_id, firsts.c.cohort == opens.c.cohort)
     first = (
-        sa.select(opens.c.cohort, opens.c.actor_id, opens.c.t0, opens.c.t0.label("t"))
+        sa.select(opens.c.cohort, opens.c.actor_id, epoch_micros(opens.c.t0).label("t0"),
+                  epoch_micros(opens.c.t0).label("t"))
         .select_from(opens.join(firsts, first_day)
                      .outerjoin(seen_before, seen_before.c.actor_id == opens.c.actor_id))
         .where(seen_before.c.actor_id.is_(None))
@@ -78,10 +79,11 @@ def _reached(conn: sa.Connection, days: list[Period]) -> dict[tuple[str, int], i
     # a step event is at or after the first app_open (>= start) and at most 14 days after it. The
     # window's step events are read once into a materialized relation that each step joins by actor:
     # left to itself, PostgreSQL with an index on event_time alone rescans the window's range once
-    # per actor of the previous step (periods x rows: minutes for a quarter of events)
+    # per actor of the previous step (periods x rows: minutes for a quarter of events). Times are
+    # carried as exact epoch microseconds, computed once per event and per actor, not per pair.
     last = max(d.end_utc for d in days) + dt.timedelta(microseconds=WINDOW_MICROS) + MICROSECOND
     steps = (
-        sa.select(e.c.actor_id, e.c.event_name, e.c.event_time)
+        sa.select(e.c.actor_id, e.c.event_name, epoch_micros(e.c.event_time).label("t"))
         .where(e.c.event_time >= start, e.c.event_time < sa.literal_column(timestamp_literal(last, dialect)),
                e.c.event_name.in_(STEPS[1:]), valid(e))
         .cte("step_events").prefix_with("MATERIALIZED")
@@ -90,10 +92,9 @@ def _reached(conn: sa.Connection, days: list[Period]) -> dict[tuple[str, int], i
     for k, step in enumerate(STEPS[1:], start=2):
         prev = reached[-1]
         reached.append(
-            sa.select(prev.c.cohort, prev.c.actor_id, prev.c.t0, sa.func.min(steps.c.event_time).label("t"))
+            sa.select(prev.c.cohort, prev.c.actor_id, prev.c.t0, sa.func.min(steps.c.t).label("t"))
             .select_from(prev.join(steps, sa.and_(steps.c.actor_id == prev.c.actor_id, steps.c.event_name == step)))
-            .where(epoch_micros(steps.c.event_time) >= epoch_micros(prev.c.t),
-                   epoch_micros(steps.c.event_time) <= epoch_micros(prev.c.t0) + WINDOW_MICROS)
+            .where(steps.c.t >= prev.c.t, steps.c.t <= prev.c.t0 + WINDOW_MICROS)
             .group_by(prev.c.cohort, prev.c.actor_id, prev.c.t0)
             .cte(f"s{k}")
         )
