@@ -140,3 +140,46 @@ def test_a_total_summed_from_its_breakdown_equals_the_total_read_again(sources, 
     assert totals == {"2026-01-04": 0, "2026-01-05": 4, "2026-01-06": 3, "2026-01-07": 0}
     assert {(p, v) for p, d, dv, v in summed if (d, dv) == ("country", "unknown")} == {("2026-01-05", 1),
                                                                                     ("2026-01-06", 1)}
+
+
+def test_sqlite_cuts_a_utc_period_key_from_the_text_and_places_rows_as_the_map_does(sources, monkeypatch):
+    """Consecutive UTC hours, days and months on SQLite take their key from the timestamp's text
+    (no bucket map); the rows are those the map gives, bounds and both fraction spellings included."""
+    import datetime as dt
+
+    from metrics_pipeline.metrics import periods as periods_module
+    from metrics_pipeline.metrics.activity import ACTIVITY
+    from metrics_pipeline.metrics.engine import compute_domain
+    from metrics_pipeline.metrics.periods import periods_between, text_key
+    from metrics_pipeline.resources import SourceDatabase
+
+    def between(grain, a, b, tz="UTC"):
+        return periods_between(grain, dt.datetime.fromisoformat(a), dt.datetime.fromisoformat(b), tz)
+
+    assert text_key(between("hour", "2026-01-05", "2026-01-06"), "sqlite") == (13, ":00:00")
+    assert text_key(between("day", "2026-01-05", "2026-02-01"), "sqlite") == (10, "")
+    assert text_key(between("month", "2026-01-01", "2026-04-01"), "sqlite") == (8, "01")
+    assert text_key(between("day", "2026-01-05", "2026-02-01"), "postgresql") is None
+    assert text_key(between("week", "2026-01-05", "2026-02-02"), "sqlite") is None
+    assert text_key(between("day", "2026-01-05", "2026-02-01", "Asia/Kolkata"), "sqlite") is None
+    assert text_key([*between("day", "2026-01-05", "2026-01-07"), *between("day", "2026-01-09", "2026-01-10")],
+                    "sqlite") is None  # a gap: rows between would have a key of no period
+
+    stamps = ["2026-01-31 23:59:59.999999", "2026-02-01 00:00:00", "2026-02-01 00:00:00.000000",
+              "2026-02-01 00:59:59", "2026-02-28 23:00:00.5", "2026-03-01 00:00:00"]
+    sources.insert("users", *({"id": f"u{i}", "created_at": ts} for i, ts in enumerate(stamps)))
+    sources.insert("user_sessions", *({"user_id": f"u{i}", "started_at": ts, "platform": "ios"}
+                                      for i, ts in enumerate(stamps)))
+
+    def rows(grain, a, b):
+        with SourceDatabase(name="app", url=sources.urls["app"]).connect(ACTIVITY.tables_for(grain)) as conn:
+            got = compute_domain(conn, ACTIVITY, grain, between(grain, a, b), dt.datetime(2026, 4, 1))
+        return sorted((r.metric, r.period_start, r.dimension, r.dimension_value, r.value) for r in got)
+
+    cases = [("hour", "2026-01-31 23:00", "2026-02-01 02:00"), ("day", "2026-01-31", "2026-03-02"),
+             ("month", "2026-01-01", "2026-04-01")]
+    cut = {grain: rows(grain, a, b) for grain, a, b in cases}
+    monkeypatch.setattr(periods_module, "text_key", lambda periods, dialect: None)
+    assert cut == {grain: rows(grain, a, b) for grain, a, b in cases}
+    assert ("new_users", "2026-02-01", "", "", 4) in cut["month"]  # 02-01 00:00 (both spellings) .. 02-28 23:00
+    assert ("new_users", "2026-02-01 00:00:00", "", "", 3) in cut["hour"]

@@ -42,19 +42,17 @@ def daily_active_by_period(conn: sa.Connection, periods: list[Period]) -> dict[s
     """For each period, the distinct active users of every calendar day in it (0 for idle days)."""
     days = [(p, d) for p in periods for d in periods_between("day", p.start, p.end, p.tz)]
     s = source_table("user_sessions")
-    placed = place(s, "started_at", [d for _, d in days], conn.dialect.name, "d",
-                   extra={"parent": [f"'{p.key}'" for p, _ in days]})
-    d = placed.map
+    placed = place(s, "started_at", [d for _, d in days], conn.dialect.name, "d")
     q = (
-        sa.select(d.c.parent, d.c.period_start, sa.func.count(sa.distinct(s.c.user_id)).label("n"))
+        sa.select(placed.period_start.label("day"), sa.func.count(sa.distinct(s.c.user_id)).label("n"))
         .select_from(placed.joined)
         .where(placed.window, valid(s))
-        .group_by(d.c.parent, d.c.period_start)
+        .group_by(placed.period_start)
     )
-    seen = {(str(r.parent), str(r.period_start)): number(r.n) for r in conn.execute(q)}
+    seen = {str(r.day): number(r.n) for r in conn.execute(q)}  # a day is in one period: periods do not overlap
     out: dict[str, list[int]] = defaultdict(list)
     for p, d in days:
-        out[p.key].append(seen.get((p.key, d.key), 0))
+        out[p.key].append(seen.get(d.key, 0))
     return out
 
 
@@ -66,10 +64,10 @@ def stickiness(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) -
     monthly = {
         str(r.period_start): number(r.n)
         for r in conn.execute(
-            sa.select(placed.map.c.period_start, sa.func.count(sa.distinct(s.c.user_id)).label("n"))
+            sa.select(placed.period_start.label("period_start"), sa.func.count(sa.distinct(s.c.user_id)).label("n"))
             .select_from(placed.joined)
             .where(placed.window, valid(s))
-            .group_by(placed.map.c.period_start)
+            .group_by(placed.period_start)
         )
     }
     return [
@@ -93,10 +91,10 @@ def cohort_returns(conn: sa.Connection, pairs: list[tuple[Period, Period]]) -> d
     cohorts = place(users, "created_at", _distinct(cohort for _, cohort in pairs), dialect, "c")
     wanted = values_subquery("pairs", ["cohort", "measured"], sorted({(f"'{c.key}'", f"'{m.key}'") for m, c in pairs}))
     members = (sa.select(wanted.c.measured, wanted.c.cohort, users.c.id)
-               .select_from(cohorts.joined.join(wanted, wanted.c.cohort == cohorts.map.c.period_start))
+               .select_from(cohorts.joined.join(wanted, wanted.c.cohort == cohorts.period_start))
                .where(cohorts.window, valid(users)).subquery("members"))
     measured = place(sessions, "started_at", _distinct(m for m, _ in pairs), dialect, "m")
-    returners = (sa.select(measured.map.c.period_start.label("measured"), sessions.c.user_id)
+    returners = (sa.select(measured.period_start.label("measured"), sessions.c.user_id)
                  .select_from(measured.joined).where(measured.window, valid(sessions))
                  .distinct().subquery("returners"))
     q = (

@@ -25,14 +25,13 @@ def latency_p95(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) 
     """
     t = source_table("ai_requests")
     placed = place(t, "created_at", periods, conn.dialect.name)
-    p = placed.map
     rows: list[MetricRow] = []
     by_key = {period.key: period for period in periods}
     for dim in ("", "model"):
-        group = [p.c.period_start] + ([sa.func.coalesce(t.c.model, UNKNOWN)] if dim else [])
+        group = [placed.period_start] + ([sa.func.coalesce(t.c.model, UNKNOWN)] if dim else [])
         ranked = (
             sa.select(
-                p.c.period_start,
+                placed.period_start.label("period_start"),
                 (group[1] if dim else sa.literal("")).label("dim_value"),
                 t.c.duration_ms,
                 sa.func.row_number().over(partition_by=group, order_by=t.c.duration_ms).label("rn"),

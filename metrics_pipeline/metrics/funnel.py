@@ -51,11 +51,11 @@ def _reached(conn: sa.Connection, days: list[Period]) -> dict[tuple[str, int], i
     e, earlier = source_table("events"), source_table("events").alias("earlier")
     placed = place(e, "event_time", days, dialect)
     opens = (
-        sa.select(placed.map.c.period_start.label("cohort"), e.c.actor_id,
+        sa.select(placed.period_start.label("cohort"), e.c.actor_id,
                   sa.func.min(e.c.event_time).label("t0"))
         .select_from(placed.joined)
         .where(placed.window, valid(e), e.c.event_name == STEPS[0])
-        .group_by(placed.map.c.period_start, e.c.actor_id)
+        .group_by(placed.period_start, e.c.actor_id)
         .cte("opens")
     )
     firsts = (sa.select(opens.c.actor_id, sa.func.min(opens.c.cohort).label("cohort"))

@@ -38,7 +38,7 @@ def _counts(conn: sa.Connection, table: SourceTable, periods: list[Period], colu
     """Rows per period and combination of `columns`' values: {(period, value, ...): rows}, one scan."""
     t = table.sa_table()
     placed = place(t, table.time_column, periods, conn.dialect.name)
-    keys = [placed.map.c.period_start, *(t.c[c] for c in columns)]
+    keys = [placed.period_start, *(t.c[c] for c in columns)]
     q = sa.select(*keys, sa.func.count()).select_from(placed.joined).where(placed.window).group_by(*keys)
     return {tuple(str(v) for v in row[:-1]): int(row[-1]) for row in conn.execute(q)}
 
