@@ -64,7 +64,7 @@ def stickiness(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) -
     monthly = {
         str(r.period_start): number(r.n)
         for r in conn.execute(
-            sa.select(placed.period_start.label("period_start"), sa.func.count(sa.distinct(s.c.user_id)).label("n"))
+            sa.select(placed.period_start, sa.func.count(sa.distinct(s.c.user_id)).label("n"))
             .select_from(placed.joined)
             .where(placed.window, valid(s))
             .group_by(placed.period_start)

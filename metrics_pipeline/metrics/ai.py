@@ -31,7 +31,7 @@ def latency_p95(conn: sa.Connection, periods: list[Period], as_of: dt.datetime) 
         group = [placed.period_start] + ([sa.func.coalesce(t.c.model, UNKNOWN)] if dim else [])
         ranked = (
             sa.select(
-                placed.period_start.label("period_start"),
+                placed.period_start,
                 (group[1] if dim else sa.literal("")).label("dim_value"),
                 t.c.duration_ms,
                 sa.func.row_number().over(partition_by=group, order_by=t.c.duration_ms).label("rn"),

@@ -64,14 +64,14 @@ def _spec_query(specs: list[MetricSpec], periods: list[Period], dialect: str) ->
     measures = [m.sql(table).label(name) for name, m in _measures(specs)]
     ok = sa.and_(placed.window, valid(table))
     selects = [] if _totals_from_first_dim(specs) else [
-        sa.select(placed.period_start.label("period_start"), sa.literal("").label("dimension"),
+        sa.select(placed.period_start, sa.literal("").label("dimension"),
                   sa.literal("").label("dimension_value"), *measures)
         .select_from(placed.joined).where(ok).group_by(placed.period_start)
     ]
     for dim in _dims(specs):
         value = sa.func.coalesce(sa.cast(table.c[dim], sa.Text), UNKNOWN)
         selects.append(
-            sa.select(placed.period_start.label("period_start"), sa.literal(dim).label("dimension"),
+            sa.select(placed.period_start, sa.literal(dim).label("dimension"),
                       value.label("dimension_value"), *measures)
             .select_from(placed.joined).where(ok).group_by(placed.period_start, value)
         )

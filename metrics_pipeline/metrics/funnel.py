@@ -68,9 +68,9 @@ def _reached(conn: sa.Connection, days: list[Period]) -> dict[tuple[str, int], i
         .subquery("seen_before")
     )
     first_day = sa.and_(firsts.c.actor_id == opens.c.actor_id, firsts.c.cohort == opens.c.cohort)
+    t0 = epoch_micros(opens.c.t0)
     first = (
-        sa.select(opens.c.cohort, opens.c.actor_id, epoch_micros(opens.c.t0).label("t0"),
-                  epoch_micros(opens.c.t0).label("t"))
+        sa.select(opens.c.cohort, opens.c.actor_id, t0.label("t0"), t0.label("t"))
         .select_from(opens.join(firsts, first_day)
                      .outerjoin(seen_before, seen_before.c.actor_id == opens.c.actor_id))
         .where(seen_before.c.actor_id.is_(None))

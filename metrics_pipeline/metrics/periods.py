@@ -228,12 +228,12 @@ def _table_first_join_sqlite(join, compiler, **kw):
 
 @dataclass(frozen=True)
 class Placement:
-    """A source table's rows placed in periods: select `period_start` (the row's period key) from
-    `joined` where `window` (the periods' whole span, one range predicate). `joined` is the table
-    joined by one equality to `map` (bucket, period_start, extra columns...), or on SQLite, for
-    consecutive UTC hours, days or months without extra columns, the table alone, the key cut from
-    the timestamp's text (`text_key`). A row in several periods (overlapping pairs) is joined once
-    per period."""
+    """A source table's rows placed in periods: select `period_start` (the row's period key, named
+    period_start) from `joined` where `window` (the periods' whole span, one range predicate).
+    `joined` is the table joined by one equality to `map` (bucket, period_start, extra columns...),
+    or on SQLite, for consecutive UTC hours, days or months without extra columns, the table alone,
+    the key cut from the timestamp's text (`text_key`). A row in several periods (overlapping pairs)
+    is joined once per period."""
 
     map: sa.CTE | None
     joined: sa.FromClause
@@ -268,12 +268,18 @@ def place(t: sa.Table | sa.Alias, column: str, periods: list[Period], dialect: s
     col = t.c[column]
     extra = extra or {}
     is_date = TABLES[table.name].column(column).kind == "date"
+    if is_date:
+        lo, hi = (date_literal(d, dialect) for d in (min(p.start for p in periods).date(),
+                                                      max(p.end for p in periods).date()))
+    else:
+        lo, hi = (timestamp_literal(x, dialect) for x in (min(p.start_utc for p in periods),
+                                                          max(p.end_utc for p in periods)))
+    window = sa.and_(col >= sa.literal_column(lo), col < sa.literal_column(hi))
     cut = None if is_date or extra else text_key(periods, dialect)
     if cut is not None:
-        lo, hi = (timestamp_literal(x, dialect) for x in (periods[0].start_utc, periods[-1].end_utc))
         key = sa.func.substr(col, sa.literal_column("1"), sa.literal_column(str(cut[0])), type_=sa.Text())
-        return Placement(None, t, sa.and_(col >= sa.literal_column(lo), col < sa.literal_column(hi)),
-                         key.concat(sa.literal_column(f"'{cut[1]}'")) if cut[1] else key)
+        key = key.concat(sa.literal_column(f"'{cut[1]}'")) if cut[1] else key
+        return Placement(None, t, window, key.label("period_start"))
     rows: list[tuple[str, ...]] = []
     if is_date:
         for i, p in enumerate(periods):
@@ -281,8 +287,6 @@ def place(t: sa.Table | sa.Alias, column: str, periods: list[Period], dialect: s
             rows += [(date_literal(p.start.date() + dt.timedelta(days=d), dialect), f"'{p.key}'",
                       *(values[i] for values in extra.values())) for d in range(days)]
         key = col
-        lo, hi = (date_literal(d, dialect) for d in (min(p.start for p in periods).date(),
-                                                      max(p.end for p in periods).date()))
     else:
         minutes = bucket_minutes(periods)
         step = dt.timedelta(minutes=minutes)
@@ -293,11 +297,8 @@ def place(t: sa.Table | sa.Alias, column: str, periods: list[Period], dialect: s
                              *(values[i] for values in extra.values())))
                 t0 += step
         key = utc_bucket(col, minutes)
-        lo, hi = (timestamp_literal(x, dialect) for x in (min(p.start_utc for p in periods),
-                                                          max(p.end_utc for p in periods)))
     if not rows:  # only empty periods (a local hour skipped by DST): a typed row that matches nothing
         rows.append((bucket_literal(NEVER, 60, dialect), f"'{periods[0].key}'",
                      *(values[0] for values in extra.values())))
     m = _values(["bucket", "period_start", *extra], rows).cte(name).prefix_with("MATERIALIZED")
-    window = sa.and_(col >= sa.literal_column(lo), col < sa.literal_column(hi))
     return Placement(m, TableFirstJoin(t, m, m.c.bucket == key), window, m.c.period_start)
